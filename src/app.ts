@@ -1,0 +1,94 @@
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { redactConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { systemClock, type Clock } from './core/clock.js';
+import type { Front, FrontDeps } from './fronts/front.js';
+import { createNorayFront } from './fronts/noray/index.js';
+import { createLogger } from './ops/logger.js';
+import { OpsServer } from './ops/http.js';
+
+export interface AppOptions {
+  config: Config;
+  logger?: Logger;
+  clock?: Clock;
+  /** Collect Node process metrics (off in tests that build many apps). */
+  processMetrics?: boolean;
+}
+
+/** The composition root: builds every enabled front from the config and owns start and stop. */
+export class App {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics = new Registry();
+  readonly fronts: readonly Front[];
+  private ops: OpsServer | null = null;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+
+  constructor(options: AppOptions) {
+    this.config = options.config;
+    this.logger = options.logger ?? createLogger(options.config.logLevel);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });
+    const deps: FrontDeps = {
+      config: this.config,
+      logger: this.logger,
+      metrics: this.metrics,
+      clock: options.clock ?? systemClock,
+    };
+    const fronts: Front[] = [];
+    if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
+    this.fronts = fronts;
+    if (this.config.httpPort !== null) {
+      this.ops = new OpsServer({
+        host: this.config.httpHost,
+        port: this.config.httpPort,
+        metrics: this.metrics,
+        fronts: () => this.fronts,
+        logger: this.logger,
+        startedAt: Date.now(),
+      });
+    }
+  }
+
+  front<F extends Front = Front>(name: string): F | undefined {
+    return this.fronts.find((front) => front.name === name) as F | undefined;
+  }
+
+  /** Bound ports of every part, by front and role. */
+  ports(): Record<string, Record<string, number | number[]>> {
+    const ports: Record<string, Record<string, number | number[]>> = {};
+    for (const front of this.fronts) ports[front.name] = front.ports();
+    if (this.ops) ports.ops = { http: this.ops.port };
+    return ports;
+  }
+
+  /** Binds every enabled front, then the ops server; on any failure releases what was bound. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`app already ${this.state}`);
+    this.state = 'starting';
+    this.logger.info({ config: redactConfig(this.config) }, 'effective config');
+    try {
+      for (const front of this.fronts) await front.start();
+      await this.ops?.start();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+    this.state = 'running';
+    this.logger.info({ ports: this.ports() }, 'noray ready');
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    const results = await Promise.allSettled([
+      ...[...this.fronts].reverse().map((front) => front.stop()),
+      this.ops?.stop(),
+    ]);
+    for (const result of results) {
+      if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'error while stopping');
+    }
+    this.state = 'stopped';
+    this.logger.info('noray stopped');
+  }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { App } from '../app.js';
+import { ConfigError, helpText, parseCli, readEnvFile, resolveConfig } from '../config/load.js';
+
+const SHUTDOWN_DEADLINE_MS = 5000;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(): Promise<number> {
+  let app: App;
+  try {
+    const cli = parseCli(process.argv.slice(2));
+    if (cli.help) {
+      process.stdout.write(`${helpText()}\n`);
+      return 0;
+    }
+    if (cli.version) {
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    }
+    const { config } = resolveConfig({
+      flags: cli.flags,
+      env: process.env,
+      envFile: readEnvFile(cli.envFile, process.cwd()),
+    });
+    app = new App({ config });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`noray: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      app.logger.error('shutdown deadline passed, exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  try {
+    await app.start();
+  } catch (error) {
+    app.logger.fatal({ err: error }, 'could not start');
+    return 1;
+  }
+  return -1; // keep running until a signal
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`noray: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,150 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs, parseEnv } from 'node:util';
+import { flagName, type OptionSpec } from './option.js';
+import { OPTIONS, type Config, type ConfigKey } from './schema.js';
+import { ConfigValueError } from './units.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type ConfigSource = 'default' | '.env' | 'env' | 'flag';
+
+export interface LoadedConfig {
+  config: Config;
+  /** Where each key's value came from. */
+  sources: Record<ConfigKey, ConfigSource>;
+}
+
+export interface CliRequest {
+  help: boolean;
+  version: boolean;
+  envFile: string | undefined;
+  flags: Partial<Record<ConfigKey, string>>;
+}
+
+const KEYS = Object.keys(OPTIONS) as ConfigKey[];
+
+function spec(key: ConfigKey): OptionSpec<unknown> {
+  return OPTIONS[key] as OptionSpec<unknown>;
+}
+
+/** Parses command-line arguments into raw option texts. Unknown flags are an error. */
+export function parseCli(argv: readonly string[]): CliRequest {
+  const flagToKey = new Map<string, ConfigKey>();
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+    'env-file': { type: 'string' },
+  };
+  for (const key of KEYS) {
+    for (const flag of [flagName(spec(key)), ...(spec(key).aliases ?? [])]) {
+      flagToKey.set(flag, key);
+      options[flag] = { type: 'string' };
+    }
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}. Run with --help to list every option.`);
+  }
+  const flags: Partial<Record<ConfigKey, string>> = {};
+  for (const [flag, value] of Object.entries(values)) {
+    const key = flagToKey.get(flag);
+    if (key !== undefined && typeof value === 'string') flags[key] = value;
+  }
+  return {
+    help: values.help === true,
+    version: values.version === true,
+    envFile: typeof values['env-file'] === 'string' ? values['env-file'] : undefined,
+    flags,
+  };
+}
+
+/** Reads a dotenv file; a missing default `.env` is not an error, a missing named one is. */
+export function readEnvFile(path: string | undefined, cwd: string): Record<string, string> {
+  const file = resolve(cwd, path ?? '.env');
+  if (!existsSync(file)) {
+    if (path !== undefined) throw new ConfigError(`env file ${file} does not exist`);
+    return {};
+  }
+  return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+}
+
+export interface ConfigInputs {
+  flags?: Partial<Record<ConfigKey, string>>;
+  env?: Readonly<Record<string, string | undefined>>;
+  envFile?: Readonly<Record<string, string>>;
+}
+
+/** Resolves every key: flag > environment > .env file > default, and parses it. */
+export function resolveConfig(inputs: ConfigInputs): LoadedConfig {
+  const config: Record<string, unknown> = {};
+  const sources = {} as Record<ConfigKey, ConfigSource>;
+  for (const key of KEYS) {
+    const option = spec(key);
+    const candidates: Array<[ConfigSource, string | undefined]> = [
+      ['flag', inputs.flags?.[key]],
+      ['env', inputs.env?.[option.env]],
+      ['.env', inputs.envFile?.[option.env]],
+      ['default', option.default],
+    ];
+    const [source, raw] = candidates.find(([, value]) => value !== undefined) as [ConfigSource, string];
+    try {
+      config[key] = option.parse(raw);
+    } catch (error) {
+      if (!(error instanceof ConfigValueError)) throw error;
+      const shown = option.secret ? '<redacted>' : JSON.stringify(raw);
+      throw new ConfigError(
+        `invalid value ${shown} for ${option.env} (--${flagName(option)}, from ${source}): ${error.message}`,
+      );
+    }
+    sources[key] = source;
+  }
+  return { config: config as Config, sources };
+}
+
+/** Builds a config from defaults with some keys replaced; for tests and embedding. */
+export function configWith(overrides: Partial<Config>): Config {
+  return { ...resolveConfig({}).config, ...overrides };
+}
+
+/** The config as it may be logged: secrets replaced. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const value = config[key];
+    shown[key] = spec(key).secret ? '<redacted>' : Array.isArray(value) ? compactPorts(value) : value;
+  }
+  return shown;
+}
+
+function compactPorts(values: unknown[]): unknown {
+  if (values.length <= 8 || !values.every((v) => typeof v === 'number')) return values;
+  const ports = values as number[];
+  return `${ports.length} ports ${ports[0]}..${ports[ports.length - 1]}`;
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: noray [options]',
+    '',
+    'Every option can also be set by its environment variable or in a .env file.',
+    'Precedence: flag > environment > .env file > default. Ports accept "off".',
+    '',
+    '  -h, --help              show this help',
+    '  -v, --version           print the version',
+    '      --env-file PATH     read this dotenv file instead of ./.env',
+    '',
+  ];
+  for (const key of KEYS) {
+    const option = spec(key);
+    const aliases = option.aliases?.length ? ` (also --${option.aliases.join(', --')})` : '';
+    lines.push(`  --${flagName(option)}${aliases}`);
+    lines.push(`      ${option.describe}`);
+    lines.push(`      env ${option.env}, default ${option.secret ? '<redacted>' : JSON.stringify(option.default)}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,124 @@
+import { option } from '../option.js';
+import {
+  parseByteSize,
+  parseCharset,
+  parseDuration,
+  parseHost,
+  parseInteger,
+  parseOptionalPort,
+  parseOptionalPortList,
+} from '../units.js';
+
+/** nanoid's url alphabet, upstream noray's default for both ids. */
+export const URL_ALPHABET = 'useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict';
+
+export const norayOptions = {
+  oidLength: option({
+    env: 'NORAY_OID_LENGTH',
+    default: '21',
+    parse: (raw) => parseInteger(raw, 4, 256),
+    describe: 'Length of server-made OpenIDs',
+  }),
+  oidCharset: option({
+    env: 'NORAY_OID_CHARSET',
+    default: URL_ALPHABET,
+    parse: parseCharset,
+    describe: 'Characters of server-made OpenIDs',
+  }),
+  pidLength: option({
+    env: 'NORAY_PID_LENGTH',
+    default: '128',
+    parse: (raw) => parseInteger(raw, 16, 1024),
+    describe: 'Length of PrivateIDs (secrets)',
+  }),
+  pidCharset: option({
+    env: 'NORAY_PID_CHARSET',
+    default: URL_ALPHABET,
+    parse: parseCharset,
+    describe: 'Characters of PrivateIDs',
+  }),
+  socketHost: option({
+    env: 'NORAY_SOCKET_HOST',
+    default: '0.0.0.0',
+    parse: parseHost,
+    describe: 'Listen address of the noray TCP control channel',
+  }),
+  socketPort: option({
+    env: 'NORAY_SOCKET_PORT',
+    default: '8890',
+    parse: parseOptionalPort,
+    describe: 'Port of the noray TCP control channel, or "off" to disable the noray front',
+  }),
+  socketMaxLineLength: option({
+    env: 'NORAY_SOCKET_MAX_LINE_LENGTH',
+    default: '4kb',
+    parse: parseByteSize,
+    describe: 'Longest accepted control line in bytes; longer lines get an error and the connection is closed',
+  }),
+  udpHost: option({
+    env: 'NORAY_UDP_HOST',
+    default: '0.0.0.0',
+    parse: parseHost,
+    describe: 'Bind address of the UDP registrar and relay ports',
+  }),
+  udpRegistrarPort: option({
+    env: 'NORAY_UDP_REGISTRAR_PORT',
+    default: '8809',
+    parse: parseOptionalPort,
+    describe: 'Port of the UDP registrar, or "off"',
+  }),
+  udpRelayPorts: option({
+    env: 'NORAY_UDP_RELAY_PORTS',
+    default: '49152-51200',
+    parse: parseOptionalPortList,
+    describe: 'Relay ports (e.g. 49152-51200, 2048+3, 2048,2049), or "off" to disable relaying',
+  }),
+  udpRelayTimeout: option({
+    env: 'NORAY_UDP_RELAY_TIMEOUT',
+    default: '30s',
+    parse: parseDuration,
+    describe: 'A relay without traffic for this long is freed',
+  }),
+  udpRelayCleanupInterval: option({
+    env: 'NORAY_UDP_RELAY_CLEANUP_INTERVAL',
+    default: '30s',
+    parse: parseDuration,
+    describe: 'How often idle relays are looked for',
+  }),
+  udpRelayMaxIndividualTraffic: option({
+    env: 'NORAY_UDP_RELAY_MAX_INDIVIDUAL_TRAFFIC',
+    default: '128kb',
+    parse: parseByteSize,
+    describe: 'Bandwidth limit of one relay, bytes per second',
+  }),
+  udpRelayMaxGlobalTraffic: option({
+    env: 'NORAY_UDP_RELAY_MAX_GLOBAL_TRAFFIC',
+    default: '1Gb',
+    parse: parseByteSize,
+    describe: 'Bandwidth limit of all relays together, bytes per second',
+  }),
+  udpRelayTrafficInterval: option({
+    env: 'NORAY_UDP_RELAY_TRAFFIC_INTERVAL',
+    default: '100ms',
+    parse: parseDuration,
+    describe: 'Time slice over which bandwidth is measured',
+  }),
+  udpRelayMaxLifetimeDuration: option({
+    env: 'NORAY_UDP_RELAY_MAX_LIFETIME_DURATION',
+    default: '4hr',
+    parse: parseDuration,
+    describe: 'A relay stops forwarding this long after it was made',
+  }),
+  udpRelayMaxLifetimeTraffic: option({
+    env: 'NORAY_UDP_RELAY_MAX_LIFETIME_TRAFFIC',
+    default: '4Gb',
+    parse: parseByteSize,
+    describe: 'A relay stops forwarding after carrying this many bytes',
+  }),
+  udpRelaySocketBuffer: option({
+    env: 'NORAY_UDP_RELAY_SOCKET_BUFFER',
+    default: '4mb',
+    parse: parseByteSize,
+    describe: 'Receive and send buffer size of each relay socket (absorbs bursts)',
+  }),
+};

@@ -1,0 +1,48 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Front } from '../fronts/front.js';
+
+export interface OpsServerOptions {
+  host: string;
+  port: number;
+  metrics: Registry;
+  fronts: () => readonly Front[];
+  logger: Logger;
+  startedAt: number;
+}
+
+/** Operations HTTP: /health (state of every front) and /metrics (Prometheus text). */
+export class OpsServer {
+  private readonly app: FastifyInstance;
+  private boundPort = 0;
+
+  constructor(private readonly options: OpsServerOptions) {
+    this.app = Fastify({ logger: false });
+    this.app.get('/health', async () => ({
+      status: 'ok',
+      uptimeSeconds: Math.round((Date.now() - options.startedAt) / 1000),
+      fronts: Object.fromEntries(
+        options.fronts().map((front) => [front.name, { ports: front.ports(), stats: front.stats() }]),
+      ),
+    }));
+    this.app.get('/metrics', async (_request, reply) => {
+      const body = await options.metrics.metrics();
+      return reply.header('content-type', options.metrics.contentType).send(body);
+    });
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    await this.app.listen({ host: this.options.host, port: this.options.port });
+    const address = this.app.server.address();
+    this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
+  }
+
+  async stop(): Promise<void> {
+    await this.app.close();
+  }
+}
