@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { redactConfig } from './config/load.js';
+import { describePorts, redactConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Front, FrontDeps } from './fronts/front.js';
@@ -62,6 +62,17 @@ export class App {
     return ports;
   }
 
+  /** ports() with long port lists shortened, for logs and /health. */
+  describePorts(): Record<string, Record<string, number | number[] | string>> {
+    const shown: Record<string, Record<string, number | number[] | string>> = {};
+    for (const [front, roles] of Object.entries(this.ports())) {
+      shown[front] = Object.fromEntries(
+        Object.entries(roles).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]),
+      );
+    }
+    return shown;
+  }
+
   /** Binds every enabled front, then the ops server; on any failure releases what was bound. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`app already ${this.state}`);
@@ -75,7 +86,7 @@ export class App {
       throw error;
     }
     this.state = 'running';
-    this.logger.info({ ports: this.ports() }, 'noray ready');
+    this.logger.info({ ports: this.describePorts() }, 'noray ready');
   }
 
   async stop(): Promise<void> {

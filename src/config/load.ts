@@ -116,15 +116,16 @@ export function redactConfig(config: Config): Record<string, unknown> {
   const shown: Record<string, unknown> = {};
   for (const key of KEYS) {
     const value = config[key];
-    shown[key] = spec(key).secret ? '<redacted>' : Array.isArray(value) ? compactPorts(value) : value;
+    shown[key] = spec(key).secret ? '<redacted>' : Array.isArray(value) ? describePorts(value as number[]) : value;
   }
   return shown;
 }
 
-function compactPorts(values: unknown[]): unknown {
-  if (values.length <= 8 || !values.every((v) => typeof v === 'number')) return values;
-  const ports = values as number[];
-  return `${ports.length} ports ${ports[0]}..${ports[ports.length - 1]}`;
+/** A port list short enough for a log line: `2049 ports 49152..51200` when long. */
+export function describePorts(ports: readonly number[]): number[] | string {
+  if (ports.length <= 8) return [...ports];
+  const sorted = [...ports].sort((a, b) => a - b);
+  return `${ports.length} ports ${sorted[0]}..${sorted[sorted.length - 1]}`;
 }
 
 export function helpText(): string {

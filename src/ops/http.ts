@@ -1,7 +1,12 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { describePorts } from '../config/load.js';
 import type { Front } from '../fronts/front.js';
+
+function shortPorts(ports: Record<string, number | number[]>) {
+  return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
+}
 
 export interface OpsServerOptions {
   host: string;
@@ -23,7 +28,7 @@ export class OpsServer {
       status: 'ok',
       uptimeSeconds: Math.round((Date.now() - options.startedAt) / 1000),
       fronts: Object.fromEntries(
-        options.fronts().map((front) => [front.name, { ports: front.ports(), stats: front.stats() }]),
+        options.fronts().map((front) => [front.name, { ports: shortPorts(front.ports()), stats: front.stats() }]),
       ),
     }));
     this.app.get('/metrics', async (_request, reply) => {

@@ -1,0 +1,122 @@
+import { SessionDirectory } from '../../core/directory.js';
+import { randomIdGenerator } from '../../core/ids.js';
+import { AddressRegistrar } from '../../core/registrar.js';
+import { UdpRelayEngine } from '../../core/relay/engine.js';
+import type { Front, FrontDeps } from '../front.js';
+import { ControlServer } from './control-server.js';
+import { NorayCommands, type HostSession } from './handlers.js';
+import { createNorayMetrics, registerRelayMetrics } from './metrics.js';
+import { RegistrarSocket } from './registrar-socket.js';
+
+/** Unsent reply bytes a control connection may pile up before it is dropped. */
+const MAX_PENDING_REPLY_BYTES = 64 * 1024;
+
+/** The noray front: TCP control channel, UDP registrar and UDP relay (foxssake/noray compatible). */
+export class NorayFront implements Front {
+  readonly name = 'noray';
+  readonly directory = new SessionDirectory<HostSession>();
+  readonly registrar = new AddressRegistrar<HostSession>((secret) => this.directory.bySecret(secret));
+  readonly relay: UdpRelayEngine | null;
+  private readonly control: ControlServer | null;
+  private readonly registrarSocket: RegistrarSocket | null;
+  private readonly deps: FrontDeps;
+
+  constructor(deps: FrontDeps) {
+    this.deps = deps;
+    const { config, clock } = deps;
+    const logger = deps.logger.child({ front: 'noray' });
+    const metrics = createNorayMetrics(deps.metrics);
+    this.relay =
+      config.udpRelayPorts === null
+        ? null
+        : new UdpRelayEngine({
+            host: config.udpHost,
+            ports: config.udpRelayPorts,
+            clock,
+            idleTimeoutMs: config.udpRelayTimeout,
+            cleanupIntervalMs: config.udpRelayCleanupInterval,
+            maxIndividualBytesPerSecond: config.udpRelayMaxIndividualTraffic,
+            maxGlobalBytesPerSecond: config.udpRelayMaxGlobalTraffic,
+            trafficIntervalMs: config.udpRelayTrafficInterval,
+            maxLifetimeMs: config.udpRelayMaxLifetimeDuration,
+            maxLifetimeBytes: config.udpRelayMaxLifetimeTraffic,
+            socketBufferBytes: config.udpRelaySocketBuffer,
+          });
+    if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
+    const commands = new NorayCommands({
+      directory: this.directory,
+      registrar: this.registrar,
+      relay: this.relay,
+      newOid: randomIdGenerator(config.oidCharset, config.oidLength),
+      newPid: randomIdGenerator(config.pidCharset, config.pidLength),
+      logger,
+      metrics,
+    });
+    this.control =
+      config.socketPort === null
+        ? null
+        : new ControlServer({
+            host: config.socketHost,
+            port: config.socketPort,
+            maxLineLength: config.socketMaxLineLength,
+            maxPendingBytes: MAX_PENDING_REPLY_BYTES,
+            commands,
+            metrics,
+            logger,
+          });
+    this.registrarSocket =
+      config.udpRegistrarPort === null
+        ? null
+        : new RegistrarSocket({
+            host: config.udpHost,
+            port: config.udpRegistrarPort,
+            maxPidLength: config.pidLength,
+            registrar: this.registrar,
+            metrics,
+            logger,
+          });
+  }
+
+  /** UDP first, TCP last: by the time a client can register, every port it may be told of is bound. */
+  async start(): Promise<void> {
+    const logger = this.deps.logger.child({ front: 'noray' });
+    if (this.relay) {
+      const failures = await this.relay.start();
+      if (failures.length > 0) {
+        logger.warn(
+          { count: failures.length, failures: failures.slice(0, 10) },
+          'some relay ports could not be bound and are skipped',
+        );
+      }
+      logger.info({ relayPorts: this.relay.stats.boundPorts }, 'relay ports bound');
+    }
+    await this.registrarSocket?.bind();
+    await this.control?.listen();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.control?.close(), this.registrarSocket?.close(), this.relay?.stop()]);
+  }
+
+  ports(): Record<string, number | number[]> {
+    const ports: Record<string, number | number[]> = {};
+    if (this.control) ports.control = this.control.port;
+    if (this.registrarSocket) ports.registrar = this.registrarSocket.port;
+    if (this.relay) ports.relay = this.relay.boundPorts;
+    return ports;
+  }
+
+  stats(): Record<string, number> {
+    return {
+      connections: this.control?.connections ?? 0,
+      hosts: this.directory.size,
+      registeredAddresses: this.registrar.size,
+      relays: this.relay?.stats.relays ?? 0,
+      relayPortsFree: this.relay?.stats.freePorts ?? 0,
+    };
+  }
+}
+
+export function createNorayFront(deps: FrontDeps): NorayFront {
+  return new NorayFront(deps);
+}

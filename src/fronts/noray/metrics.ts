@@ -1,0 +1,83 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { UdpRelayEngine } from '../../core/relay/engine.js';
+import { collectedCounter, collectedLabelledCounter, collectedSumCountHistogram } from '../../ops/metrics.js';
+
+/** The noray front's metrics, with upstream noray's names where it has them. */
+export function createNorayMetrics(registry: Registry) {
+  return {
+    tcpConnections: new Gauge({ name: 'noray_tcp_connections', help: 'Open TCP control connections', registers: [registry] }),
+    activeHosts: new Gauge({ name: 'noray_active_hosts', help: 'Registered hosts (sessions)', registers: [registry] }),
+    registrarSuccess: new Counter({
+      name: 'noray_remote_registrar_success',
+      help: 'UDP registrations that set or changed an external address',
+      registers: [registry],
+    }),
+    registrarFail: new Counter({
+      name: 'noray_remote_registrar_fail',
+      help: 'UDP registrations with an unknown PrivateID',
+      registers: [registry],
+    }),
+    registrarRepeat: new Counter({
+      name: 'noray_remote_registrar_repeat',
+      help: 'UDP registrations repeating a known address',
+      registers: [registry],
+    }),
+    commandDuration: new Histogram({
+      name: 'noray_command_duration',
+      help: 'Time to handle a control command, seconds',
+      labelNames: ['command'],
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05],
+      registers: [registry],
+    }),
+    commandException: new Counter({
+      name: 'noray_command_exception',
+      help: 'Control commands that failed with an internal error',
+      labelNames: ['command'],
+      registers: [registry],
+    }),
+    connectionsClosed: new Counter({
+      name: 'noray_tcp_closed_total',
+      help: 'Control connections closed by the server, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+  };
+}
+
+export type NorayMetrics = ReturnType<typeof createNorayMetrics>;
+
+/** Relay counters are plain numbers in the engine; these read them on scrape. */
+export function registerRelayMetrics(registry: Registry, engine: UdpRelayEngine): void {
+  new Gauge({
+    name: 'noray_relay_count',
+    help: 'Relays currently allocated, one UDP port each',
+    registers: [registry],
+    collect() {
+      this.set(engine.stats.relays);
+    },
+  });
+  new Gauge({
+    name: 'noray_relay_ports_free',
+    help: 'Relay ports bound and not in use',
+    registers: [registry],
+    collect() {
+      this.set(engine.stats.freePorts);
+    },
+  });
+  collectedCounter(registry, 'noray_relay_expired', 'Relays freed after the idle timeout', () => engine.stats.expired);
+  collectedCounter(registry, 'noray_relay_packets_total', 'Datagrams relayed', () => engine.stats.packets);
+  collectedCounter(registry, 'noray_relay_bytes_total', 'Bytes relayed', () => engine.stats.bytes);
+  collectedLabelledCounter(
+    registry,
+    'noray_relay_drop_count',
+    'Relay datagrams dropped, by reason',
+    'reason',
+    () => engine.stats.drops,
+  );
+  collectedSumCountHistogram(
+    registry,
+    'noray_relay_size',
+    'Bytes per relayed datagram (_sum is bytes, _count is datagrams)',
+    () => ({ sum: engine.stats.bytes, count: engine.stats.packets }),
+  );
+}
