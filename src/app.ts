@@ -5,6 +5,8 @@ import type { Config } from './config/schema.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Front, FrontDeps } from './fronts/front.js';
 import { createNorayFront } from './fronts/noray/index.js';
+import { createWsRelayFront } from './fronts/wsrelay/index.js';
+import { createLobbyFront } from './fronts/lobby/index.js';
 import { createLogger } from './ops/logger.js';
 import { OpsServer } from './ops/http.js';
 
@@ -37,6 +39,8 @@ export class App {
     };
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
+    if (this.config.wsrelayPort !== null) fronts.push(createWsRelayFront(deps));
+    if (this.config.lobbyHttpPort !== null) fronts.push(createLobbyFront(deps));
     this.fronts = fronts;
     if (this.config.httpPort !== null) {
       this.ops = new OpsServer({

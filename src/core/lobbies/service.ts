@@ -1,0 +1,352 @@
+import type { Clock, Timer } from '../clock.js';
+import type { Endpoint } from '../endpoint.js';
+import { randomIdGenerator, randomToken } from '../ids.js';
+import { ABORT_REASONS, type AbortCause, type ClientId, type LobbyEvents } from './events.js';
+import { TrackedTimers } from './timers.js';
+
+export const LOBBY_ID_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+export const LOBBY_ID_LENGTH = 5;
+
+/** User-facing conflict messages (HTTP 409 `errors`). */
+export const CONFLICTS = {
+  alreadyInLobbyCreate: 'The client is already in a lobby and cannot be the host of a new lobby.',
+  alreadyInLobbyJoin: 'The client is already in a lobby and cannot join another.',
+  lobbyMissing: (lobbyId: string) => `Lobby ${lobbyId} doesn't exist.`,
+  lobbyLocked: 'The lobby is in the middle of peer-to-peer mediation and cannot be joined right now.',
+  lobbyFull: 'The lobby is full.',
+  nameTaken: 'The requested name is taken.',
+  notHost: 'Only the host of the lobby can start peer-to-peer mediation.',
+  mediationUnderWay: 'Peer-to-peer mediation is already under way for this lobby.',
+  tooFewMembers: 'Peer-to-peer mediation needs at least 2 lobby members.',
+  mediationUnavailable: 'Peer-to-peer mediation is not available on this server.',
+  noLobbyIdLeft: 'The server could not allocate a lobby id. Try again later.',
+} as const;
+
+export interface MediationTiming {
+  /** How long to wait for every member's UDP packet. */
+  readonly serverConnectTimeoutMs: number;
+  /** Interval of reminders to members whose UDP packet has not arrived. */
+  readonly connectRequestIntervalMs: number;
+  /** How long to wait for every member to report a direct connection. */
+  readonly connectTimeoutMs: number;
+}
+
+export interface LobbyServiceOptions {
+  readonly clock: Clock;
+  readonly events: LobbyEvents;
+  readonly timing: MediationTiming;
+  /** False when there is no UDP port to collect addresses on: ptp/start is then refused. */
+  readonly mediationAvailable?: boolean;
+  readonly newLobbyId?: () => string;
+  readonly newToken?: () => string;
+}
+
+export type LobbyResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: 'unregistered' }
+  | { readonly ok: false; readonly error: 'conflict'; readonly messages: readonly string[] };
+
+export interface CreateLobbyRequest {
+  readonly hostName: string;
+  readonly lobbyName: string;
+  readonly isPublic: boolean;
+  readonly maxMembers: number;
+}
+
+export interface PublicLobby {
+  readonly name: string;
+  readonly id: string;
+  readonly currentMembers: number;
+  readonly maxMembers: number;
+}
+
+export interface JoinedLobby {
+  readonly lobbyId: string;
+  readonly lobbyName: string;
+  readonly lobbyMembers: readonly string[];
+  readonly host: string;
+}
+
+interface Client {
+  readonly id: ClientId;
+  readonly token: string;
+  lobby: Lobby | null;
+  /** Name in the current lobby. */
+  name: string;
+}
+
+interface Mediation {
+  stage: 'collecting' | 'connecting';
+  readonly addresses: Map<ClientId, Endpoint>;
+  readonly connected: Set<ClientId>;
+  timers: Timer[];
+}
+
+interface Lobby {
+  readonly id: string;
+  readonly name: string;
+  readonly isPublic: boolean;
+  readonly maxMembers: number;
+  readonly host: Client;
+  /** Join order, host first. */
+  readonly members: Client[];
+  /** Non-null while mediation is under way: the lobby is then locked. */
+  mediation: Mediation | null;
+}
+
+const MAX_LOBBY_ID_ATTEMPTS = 64;
+
+/**
+ * Clients, lobbies, chat and peer-to-peer mediation, with no knowledge of any wire format.
+ * Every operation returns a result; nothing here throws on client input.
+ */
+export class LobbyService {
+  private readonly clients = new Map<ClientId, Client>();
+  private readonly clientsByToken = new Map<string, Client>();
+  private readonly lobbies = new Map<string, Lobby>();
+  private readonly timers: TrackedTimers;
+  private readonly newLobbyId: () => string;
+  private readonly newToken: () => string;
+  private nextClientId: ClientId = 1;
+
+  constructor(private readonly options: LobbyServiceOptions) {
+    this.timers = new TrackedTimers(options.clock);
+    this.newLobbyId = options.newLobbyId ?? randomIdGenerator(LOBBY_ID_ALPHABET, LOBBY_ID_LENGTH);
+    this.newToken = options.newToken ?? randomToken;
+  }
+
+  counts(): { clients: number; lobbies: number; mediations: number; timers: number } {
+    let mediations = 0;
+    for (const lobby of this.lobbies.values()) if (lobby.mediation) mediations++;
+    return { clients: this.clients.size, lobbies: this.lobbies.size, mediations, timers: this.timers.pending };
+  }
+
+  registerClient(): { id: ClientId; token: string } {
+    let token = this.newToken();
+    while (this.clientsByToken.has(token)) token = this.newToken();
+    const client: Client = { id: this.nextClientId++, token, lobby: null, name: '' };
+    this.clients.set(client.id, client);
+    this.clientsByToken.set(token, client);
+    return { id: client.id, token };
+  }
+
+  /** The client is gone: it leaves its lobby (closing it if it was the host). */
+  removeClient(id: ClientId): void {
+    const client = this.clients.get(id);
+    if (!client) return;
+    this.leaveLobby(client);
+    this.clients.delete(id);
+    this.clientsByToken.delete(client.token);
+  }
+
+  /** The internal id of the client holding `token`, if any. */
+  clientIdOf(token: string): ClientId | undefined {
+    return this.clientsByToken.get(token)?.id;
+  }
+
+  /** The id of the lobby the client is in, if any. */
+  lobbyOf(id: ClientId): string | undefined {
+    return this.clients.get(id)?.lobby?.id;
+  }
+
+  publicLobbies(): PublicLobby[] {
+    const listed: PublicLobby[] = [];
+    for (const lobby of this.lobbies.values()) {
+      if (!lobby.isPublic) continue;
+      listed.push({ name: lobby.name, id: lobby.id, currentMembers: lobby.members.length, maxMembers: lobby.maxMembers });
+    }
+    return listed;
+  }
+
+  createLobby(token: string, request: CreateLobbyRequest): LobbyResult<{ lobbyName: string; lobbyId: string }> {
+    const client = this.clientsByToken.get(token);
+    if (!client) return { ok: false, error: 'unregistered' };
+    if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyCreate);
+    const lobbyId = this.freshLobbyId();
+    if (lobbyId === null) return conflict(CONFLICTS.noLobbyIdLeft);
+    const lobby: Lobby = {
+      id: lobbyId,
+      name: request.lobbyName,
+      isPublic: request.isPublic,
+      maxMembers: request.maxMembers,
+      host: client,
+      members: [client],
+      mediation: null,
+    };
+    this.lobbies.set(lobbyId, lobby);
+    client.lobby = lobby;
+    client.name = request.hostName;
+    return { ok: true, value: { lobbyName: lobby.name, lobbyId } };
+  }
+
+  joinLobby(token: string, lobbyId: string, peerName: string): LobbyResult<JoinedLobby> {
+    const client = this.clientsByToken.get(token);
+    if (!client) return { ok: false, error: 'unregistered' };
+    if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyJoin);
+    const lobby = this.lobbies.get(lobbyId);
+    if (!lobby) return conflict(CONFLICTS.lobbyMissing(lobbyId));
+    if (lobby.mediation) return conflict(CONFLICTS.lobbyLocked);
+    if (lobby.members.length >= lobby.maxMembers) return conflict(CONFLICTS.lobbyFull);
+    if (lobby.members.some((member) => member.name === peerName)) return conflict(CONFLICTS.nameTaken);
+
+    for (const member of lobby.members) this.options.events.peerJoined(member.id, lobby.id, peerName);
+    lobby.members.push(client);
+    client.lobby = lobby;
+    client.name = peerName;
+    return {
+      ok: true,
+      value: {
+        lobbyId: lobby.id,
+        lobbyName: lobby.name,
+        lobbyMembers: lobby.members.map((member) => member.name),
+        host: lobby.host.name,
+      },
+    };
+  }
+
+  /** Chat from a member to every member of its lobby, sender included. False when ignored. */
+  sendChat(token: string, lobbyId: string, message: string): boolean {
+    const client = this.clientsByToken.get(token);
+    const lobby = client?.lobby;
+    if (!client || !lobby || lobby.id !== lobbyId) return false;
+    const chat = { timestamp: this.options.clock.now(), senderName: client.name, message };
+    for (const member of lobby.members) this.options.events.chatReceived(member.id, lobby.id, chat);
+    return true;
+  }
+
+  startMediation(token: string, lobbyId: string): LobbyResult<void> {
+    const client = this.clientsByToken.get(token);
+    if (!client) return { ok: false, error: 'unregistered' };
+    const lobby = this.lobbies.get(lobbyId);
+    if (!lobby) return conflict(CONFLICTS.lobbyMissing(lobbyId));
+    if (lobby.host !== client) return conflict(CONFLICTS.notHost);
+    if (lobby.mediation) return conflict(CONFLICTS.mediationUnderWay);
+    if (lobby.members.length < 2) return conflict(CONFLICTS.tooFewMembers);
+    if (this.options.mediationAvailable === false) return conflict(CONFLICTS.mediationUnavailable);
+
+    const { timing, events } = this.options;
+    const mediation: Mediation = { stage: 'collecting', addresses: new Map(), connected: new Set(), timers: [] };
+    lobby.mediation = mediation;
+    mediation.timers.push(
+      this.timers.interval(() => {
+        for (const member of lobby.members) {
+          if (!mediation.addresses.has(member.id)) events.udpAddressRequested(member.id, lobby.id);
+        }
+      }, timing.connectRequestIntervalMs),
+      this.timers.timeout(() => this.abortMediation(lobby, 'serverConnectTimeout'), timing.serverConnectTimeoutMs),
+    );
+    events.mediationStarted?.(lobby.id, lobby.members.length);
+    for (const member of lobby.members) events.udpAddressRequested(member.id, lobby.id);
+    return { ok: true, value: undefined };
+  }
+
+  /**
+   * A member's UDP packet arrived from `endpoint`. Accepted only while addresses are being
+   * collected; a repeat before capture completes replaces the address (the NAT mapping may have changed).
+   */
+  recordUdpAddress(token: string, endpoint: Endpoint): boolean {
+    const client = this.clientsByToken.get(token);
+    const lobby = client?.lobby;
+    const mediation = lobby?.mediation;
+    if (!client || !lobby || !mediation || mediation.stage !== 'collecting') return false;
+    mediation.addresses.set(client.id, { address: endpoint.address, port: endpoint.port });
+    if (mediation.addresses.size < lobby.members.length) return true;
+
+    this.cancelTimers(mediation);
+    mediation.stage = 'connecting';
+    const { events, timing } = this.options;
+    const addressOf = (member: Client): Endpoint => mediation.addresses.get(member.id) as Endpoint;
+    const others = lobby.members.filter((member) => member !== lobby.host);
+    events.peersConnectionStart(lobby.host.id, others.map(addressOf));
+    const hostAddress = [addressOf(lobby.host)];
+    for (const member of others) events.peersConnectionStart(member.id, hostAddress);
+    mediation.timers.push(
+      this.timers.timeout(() => this.abortMediation(lobby, 'connectTimeout'), timing.connectTimeoutMs),
+    );
+    return true;
+  }
+
+  /** A member reached its peers. Accepted only after peersConnection_start went out. */
+  reportPeersConnected(token: string): boolean {
+    const client = this.clientsByToken.get(token);
+    const lobby = client?.lobby;
+    const mediation = lobby?.mediation;
+    if (!client || !lobby || !mediation || mediation.stage !== 'connecting') return false;
+    mediation.connected.add(client.id);
+    if (mediation.connected.size < lobby.members.length) return true;
+
+    this.cancelTimers(mediation);
+    lobby.mediation = null;
+    const { events } = this.options;
+    events.mediationEnded?.(lobby.id, 'succeeded');
+    for (const member of lobby.members) events.mediationSucceeded(member.id);
+    this.closeLobby(lobby, lobby.members);
+    return true;
+  }
+
+  /** Cancels every timer and forgets every client and lobby, without notifying anyone. */
+  dispose(): void {
+    this.timers.cancelAll();
+    for (const lobby of this.lobbies.values()) lobby.mediation = null;
+    this.lobbies.clear();
+    this.clients.clear();
+    this.clientsByToken.clear();
+  }
+
+  private leaveLobby(client: Client): void {
+    const lobby = client.lobby;
+    if (!lobby) return;
+    client.lobby = null;
+    const index = lobby.members.indexOf(client);
+    if (index >= 0) lobby.members.splice(index, 1);
+    const { events } = this.options;
+
+    if (lobby.host === client) {
+      if (lobby.mediation) {
+        this.cancelTimers(lobby.mediation);
+        lobby.mediation = null;
+        events.mediationEnded?.(lobby.id, 'hostLeft');
+      }
+      this.closeLobby(lobby, lobby.members);
+      return;
+    }
+    for (const member of lobby.members) events.peerLeft(member.id, lobby.id, client.name);
+    if (lobby.mediation) this.abortMediation(lobby, 'membersChanged');
+  }
+
+  private abortMediation(lobby: Lobby, cause: AbortCause): void {
+    const mediation = lobby.mediation;
+    if (!mediation) return;
+    this.cancelTimers(mediation);
+    lobby.mediation = null;
+    const { events } = this.options;
+    events.mediationEnded?.(lobby.id, cause);
+    for (const member of lobby.members) events.mediationAborted(member.id, ABORT_REASONS[cause]);
+  }
+
+  private closeLobby(lobby: Lobby, notify: readonly Client[]): void {
+    this.lobbies.delete(lobby.id);
+    for (const member of [...notify]) {
+      member.lobby = null;
+      this.options.events.lobbyClosed(member.id, lobby.id, lobby.name);
+    }
+    lobby.members.length = 0;
+  }
+
+  private cancelTimers(mediation: Mediation): void {
+    for (const timer of mediation.timers) timer.cancel();
+    mediation.timers = [];
+  }
+
+  private freshLobbyId(): string | null {
+    for (let attempt = 0; attempt < MAX_LOBBY_ID_ATTEMPTS; attempt++) {
+      const id = this.newLobbyId();
+      if (!this.lobbies.has(id)) return id;
+    }
+    return null;
+  }
+}
+
+function conflict(message: string): { ok: false; error: 'conflict'; messages: readonly string[] } {
+  return { ok: false, error: 'conflict', messages: [message] };
+}

@@ -1,0 +1,1 @@
+export { createLobbyFront, LobbyFront } from './server.js';
