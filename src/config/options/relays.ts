@@ -1,5 +1,5 @@
 import { option } from '../option.js';
-import { parseHost, parseOptionalPort } from '../units.js';
+import { ConfigValueError, parseByteSize, parseDuration, parseHost, parseOptionalPort } from '../units.js';
 
 export const relayFrontOptions = {
   wsrelayHost: option({
@@ -26,4 +26,46 @@ export const relayFrontOptions = {
     parse: parseOptionalPort,
     describe: 'Port of the TCP message relay, or "off"',
   }),
+  wsrelayMaxMessageSize: option({
+    env: 'NORAY_WSRELAY_MAX_MESSAGE_SIZE',
+    default: '1mb',
+    parse: positiveByteSize,
+    describe: 'Largest WebSocket message the relay accepts; a larger one closes the connection with 1009',
+  }),
+  wsrelaySendBuffer: option({
+    env: 'NORAY_WSRELAY_SEND_BUFFER',
+    default: '4mb',
+    parse: positiveByteSize,
+    describe: 'Bytes queued for one WebSocket peer before it is disconnected as too slow',
+  }),
+  wsrelayPingInterval: option({
+    env: 'NORAY_WSRELAY_PING_INTERVAL',
+    default: '1s',
+    parse: positiveDuration,
+    describe: 'How often the WebSocket relay pings each peer; a peer that misses 2 pongs in a row is dropped',
+  }),
+  tcprelayMaxFrameSize: option({
+    env: 'NORAY_TCPRELAY_MAX_FRAME_SIZE',
+    default: '1mb',
+    parse: positiveByteSize,
+    describe: 'Largest frame body the TCP relay accepts; a larger announced length closes the connection',
+  }),
+  tcprelaySendBuffer: option({
+    env: 'NORAY_TCPRELAY_SEND_BUFFER',
+    default: '4mb',
+    parse: positiveByteSize,
+    describe: 'Bytes queued for one TCP relay peer before it is disconnected as too slow',
+  }),
 };
+
+function positiveByteSize(raw: string): number {
+  const bytes = parseByteSize(raw);
+  if (bytes < 1 || bytes > 2 ** 31 - 1) throw new ConfigValueError('expected a size from 1b to 2gb');
+  return bytes;
+}
+
+function positiveDuration(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms < 1 || ms > 2 ** 31 - 1) throw new ConfigValueError('expected a duration from 1ms to 24d');
+  return ms;
+}

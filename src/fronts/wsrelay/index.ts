@@ -1,0 +1,1 @@
+export { createWsRelayFront } from './server.js';

@@ -1,0 +1,306 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Counter, Gauge } from 'prom-client';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { Timer } from '../../core/clock.js';
+import { Rooms, type Member, type Room } from '../../core/rooms.js';
+import type { Front, FrontDeps } from '../front.js';
+import { frameText, notice, parseLogin, stampClientId, targetOf } from './codec.js';
+
+/** What the room carries: server messages as received (forwarded byte for byte) or stamped text. */
+type Outgoing = Buffer | string;
+
+type PeerState = 'login' | 'server' | 'client' | 'gone';
+
+interface Peer {
+  readonly ws: WebSocket;
+  state: PeerState;
+  room: Room<Outgoing> | null;
+  member: Member<Outgoing> | null;
+  /** Pings sent since the last sign of life. */
+  missed: number;
+}
+
+/** Pings left unanswered before a peer counts as dead. */
+const MAX_MISSED_PINGS = 2;
+
+const CLOSE_NORMAL = 1000;
+const CLOSE_INVALID_DATA = 1007;
+const CLOSE_POLICY = 1008;
+
+type CloseReason =
+  | 'closed'
+  | 'bad_login'
+  | 'code_taken'
+  | 'unknown_code'
+  | 'invalid_json'
+  | 'server_left'
+  | 'slow'
+  | 'dead'
+  | 'too_large'
+  | 'protocol_error'
+  | 'shutdown';
+
+export function createWsRelayFront(deps: FrontDeps): Front {
+  return new WsRelayFront(deps);
+}
+
+class WsRelayFront implements Front {
+  readonly name = 'wsrelay';
+  private readonly log;
+  private readonly rooms = new Rooms<Outgoing>();
+  private readonly peers = new Set<Peer>();
+  private readonly maxMessage: number;
+  private readonly sendLimit: number;
+  private readonly pingInterval: number;
+  private http: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private pinger: Timer | null = null;
+  private boundPort = 0;
+  private stopped = false;
+  private readonly relayed;
+  private readonly dropped;
+  private readonly closes;
+
+  constructor(private readonly deps: FrontDeps) {
+    this.log = deps.logger.child({ front: 'wsrelay' });
+    this.maxMessage = deps.config.wsrelayMaxMessageSize;
+    this.sendLimit = deps.config.wsrelaySendBuffer;
+    this.pingInterval = deps.config.wsrelayPingInterval;
+    const registers = [deps.metrics];
+    const peers = this.peers;
+    const rooms = this.rooms;
+    new Gauge({
+      name: 'noray_wsrelay_connections',
+      help: 'Open WebSocket relay connections',
+      registers,
+      collect() {
+        this.set(peers.size);
+      },
+    });
+    new Gauge({
+      name: 'noray_wsrelay_rooms',
+      help: 'Open WebSocket relay rooms (one per logged-in game server)',
+      registers,
+      collect() {
+        this.set(rooms.size);
+      },
+    });
+    new Gauge({
+      name: 'noray_wsrelay_clients',
+      help: 'Logged-in WebSocket relay clients',
+      registers,
+      collect() {
+        this.set(rooms.stats().members);
+      },
+    });
+    const relayed = new Counter({
+      name: 'noray_wsrelay_messages_relayed_total',
+      help: 'Messages put on a peer connection, by direction',
+      labelNames: ['direction'] as const,
+      registers,
+    });
+    this.relayed = { toClients: relayed.labels('to_clients'), toServer: relayed.labels('to_server') };
+    this.dropped = new Counter({
+      name: 'noray_wsrelay_messages_dropped_total',
+      help: 'Messages not relayed, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    this.closes = new Counter({
+      name: 'noray_wsrelay_closes_total',
+      help: 'Connections closed, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+  }
+
+  async start(): Promise<void> {
+    const { wsrelayHost: host, wsrelayPort: port } = this.deps.config;
+    if (port === null) throw new Error('wsrelay is switched off');
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.maxMessage,
+      clientTracking: false,
+      perMessageDeflate: false,
+    });
+    const http = createServer((_request, response) => {
+      response.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
+      response.end('WebSocket only\n');
+    });
+    http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.stopped) return void socket.destroy();
+      wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+    });
+    this.wss = wss;
+    this.http = http;
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(port, host, () => {
+        http.off('error', reject);
+        resolve();
+      });
+    });
+    http.on('error', (err) => this.log.warn({ err }, 'wsrelay listener error'));
+    const address = http.address();
+    this.boundPort = typeof address === 'object' && address !== null ? address.port : port;
+    this.pinger = this.deps.clock.setInterval(() => this.pingAll(), this.pingInterval);
+    this.log.info({ host, port: this.boundPort }, 'wsrelay listening');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.pinger?.cancel();
+    for (const peer of this.peers) this.drop(peer, 'shutdown', 'terminate', false);
+    this.rooms.closeAll();
+    const http = this.http;
+    if (http !== null) {
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
+    }
+    this.wss?.close();
+    this.peers.clear();
+  }
+
+  ports(): Record<string, number> {
+    return { ws: this.boundPort };
+  }
+
+  stats(): Record<string, number> {
+    const { rooms, members } = this.rooms.stats();
+    return { connections: this.peers.size, rooms, clients: members };
+  }
+
+  private accept(ws: WebSocket): void {
+    const peer: Peer = { ws, state: 'login', room: null, member: null, missed: 0 };
+    if (this.stopped) return void ws.terminate();
+    this.peers.add(peer);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(peer, data as Buffer, isBinary));
+    ws.on('pong', () => void (peer.missed = 0));
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws has already started closing with the right code (1009 too large, 1007 bad UTF-8, 1002).
+      const reason: CloseReason = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'protocol_error';
+      this.drop(peer, reason, 'none');
+    });
+    ws.on('close', () => {
+      this.drop(peer, 'closed', 'none');
+      this.peers.delete(peer);
+    });
+  }
+
+  private onMessage(peer: Peer, data: Buffer, isBinary: boolean): void {
+    peer.missed = 0;
+    switch (peer.state) {
+      case 'login':
+        return this.login(peer, isBinary ? frameText(data) : data.toString('utf8'));
+      case 'server': {
+        if (isBinary) return void this.dropped.inc({ reason: 'binary' });
+        const room = peer.room as Room<Outgoing>;
+        const target = targetOf(data.toString('utf8'));
+        const reached =
+          target.kind === 'all' ? room.broadcast(data) : target.kind === 'id' ? room.toId(target.id, data) : 0;
+        if (reached > 0) this.relayed.toClients.inc(reached);
+        else this.dropped.inc({ reason: 'no_receiver' });
+        return;
+      }
+      case 'client': {
+        if (isBinary) return void this.dropped.inc({ reason: 'binary' });
+        const member = peer.member as Member<Outgoing>;
+        const stamped = stampClientId(data.toString('utf8'), member.id);
+        if (stamped.kind === 'invalid') return this.drop(peer, 'invalid_json', CLOSE_INVALID_DATA);
+        if (stamped.kind === 'not-object') return void this.dropped.inc({ reason: 'not_object' });
+        if ((peer.room as Room<Outgoing>).toOwner(stamped.text, member)) this.relayed.toServer.inc();
+        return;
+      }
+      case 'gone':
+        return;
+    }
+  }
+
+  private login(peer: Peer, text: string | null): void {
+    const login = text === null ? null : parseLogin(text);
+    if (login === null) return this.drop(peer, 'bad_login', CLOSE_POLICY);
+    const member: Member<Outgoing> = {
+      id: login.role === 'client' ? login.clientId : login.code,
+      deliver: (message) => this.send(peer, message),
+      released: () => this.released(peer),
+    };
+    if (login.role === 'server') {
+      const room = this.rooms.open(login.code, member);
+      if (room === undefined) return this.drop(peer, 'code_taken', CLOSE_POLICY);
+      peer.state = 'server';
+      peer.room = room;
+      peer.member = member;
+      this.log.debug({ code: clip(login.code) }, 'server logged in');
+    } else {
+      const room = this.rooms.get(login.code);
+      if (room === undefined || room.join(member) !== 'joined') return this.drop(peer, 'unknown_code', CLOSE_POLICY);
+      peer.state = 'client';
+      peer.room = room;
+      peer.member = member;
+      room.toOwner(notice('connect', login.clientId), member);
+      this.log.debug({ code: clip(login.code), clientId: clip(login.clientId) }, 'client logged in');
+    }
+    this.ping(peer);
+  }
+
+  private send(peer: Peer, message: Outgoing): void {
+    const ws = peer.ws;
+    if (peer.state === 'gone' || ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > this.sendLimit) return this.drop(peer, 'slow', 'terminate');
+    ws.send(message, { binary: false });
+  }
+
+  /** The room closed because its server left: close this client without a notice. */
+  private released(peer: Peer): void {
+    if (peer.state === 'gone') return;
+    peer.state = 'gone';
+    this.closes.inc({ reason: 'server_left' });
+    peer.ws.close(CLOSE_NORMAL);
+  }
+
+  /**
+   * Ends a peer once: a client leaves its room (its server gets `disconnect`), a server closes its
+   * room (every client gets a close frame). `how`: a close code, 'terminate', or 'none' when the
+   * socket is already closing.
+   */
+  private drop(peer: Peer, reason: CloseReason, how: number | 'terminate' | 'none', notify = true): void {
+    const state = peer.state;
+    if (state === 'gone') return;
+    peer.state = 'gone';
+    this.closes.inc({ reason });
+    const room = peer.room;
+    const member = peer.member;
+    if (room !== null && member !== null) {
+      if (state === 'client') {
+        if (room.leave(member) && notify) room.toOwner(notice('disconnect', member.id), member);
+      } else if (state === 'server') {
+        room.close();
+      }
+    }
+    if (reason !== 'closed') this.log.debug({ reason, role: state }, 'wsrelay connection dropped');
+    if (how === 'terminate') peer.ws.terminate();
+    else if (how !== 'none') peer.ws.close(how);
+  }
+
+  private pingAll(): void {
+    for (const peer of this.peers) {
+      if (peer.state === 'gone') continue;
+      if (peer.missed >= MAX_MISSED_PINGS) this.drop(peer, 'dead', 'terminate');
+      else this.ping(peer);
+    }
+  }
+
+  private ping(peer: Peer): void {
+    if (peer.ws.readyState !== WebSocket.OPEN) return;
+    peer.missed++;
+    peer.ws.ping();
+  }
+}
+
+function clip(text: string): string {
+  return text.length <= 64 ? text : `${text.slice(0, 64)}…`;
+}
