@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterEach } from 'vitest';
 import { App } from '../../src/app.js';
 import { configWith } from '../../src/config/load.js';
@@ -36,10 +36,13 @@ afterEach(async () => {
  * Starts an app with everything off except `overrides` (use port 0 for ephemeral ports);
  * it is stopped after the test.
  */
-export async function startApp(overrides: Partial<Config>, options: { clock?: Clock } = {}): Promise<App> {
+export async function startApp(
+  overrides: Partial<Config>,
+  options: { clock?: Clock; logger?: Logger } = {},
+): Promise<App> {
   const app = new App({
     config: configWith({ ...ALL_OFF, ...overrides }),
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
     processMetrics: false,
     ...(options.clock ? { clock: options.clock } : {}),
   });

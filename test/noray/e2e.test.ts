@@ -1,5 +1,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
@@ -267,6 +269,32 @@ describe('UDP registrar', () => {
     await client.registerHost();
     client.pid = 'forged';
     expect(await client.registerRemote(port(app, 'noray', 'registrar'))).toBe('FAILED');
+  });
+});
+
+describe('logging', () => {
+  it('never prints a PrivateID in full, even at trace level', async () => {
+    let output = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        output += chunk.toString();
+        done();
+      },
+    });
+    const app = await startApp(
+      { logLevel: 'trace', socketPort: 0, udpRegistrarPort: 0, udpRelayPorts: [0, 0] },
+      { logger: pino({ level: 'trace' }, sink) },
+    );
+    const host = await registeredPlayer(app);
+    const client = await registeredPlayer(app);
+    client.putCommand('connect-relay', host.oid);
+    await client.next('connect-relay');
+    client.close();
+    await until(() => output.includes('host registered'));
+    expect(output).toContain(host.oid);
+    expect(output).not.toContain(host.pid);
+    expect(output).not.toContain(client.pid);
+    expect(output).not.toContain(host.pid.slice(0, 12));
   });
 });
 
