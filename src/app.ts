@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './core/clock.js';
 import type { Front, FrontDeps } from './fronts/front.js';
 import { createNorayFront } from './fronts/noray/index.js';
 import { createWsRelayFront } from './fronts/wsrelay/index.js';
+import { createTcpRelayFront } from './fronts/tcprelay/index.js';
 import { createLobbyFront } from './fronts/lobby/index.js';
 import { createLogger } from './ops/logger.js';
 import { OpsServer } from './ops/http.js';
@@ -40,6 +41,7 @@ export class App {
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
     if (this.config.wsrelayPort !== null) fronts.push(createWsRelayFront(deps));
+    if (this.config.tcprelayPort !== null) fronts.push(createTcpRelayFront(deps));
     if (this.config.lobbyHttpPort !== null) fronts.push(createLobbyFront(deps));
     this.fronts = fronts;
     if (this.config.httpPort !== null) {

@@ -1,0 +1,188 @@
+// RoccoRelayServer framing, pure: a signed 32-bit big-endian length N, then N bytes of UTF-8 JSON.
+// The decoder is an incremental state machine that never touches a socket and never throws.
+
+export const PAYLOAD_TYPES = ['INIT', 'MESSAGE', 'ERROR', 'CLOSE'] as const;
+export type PayloadType = (typeof PAYLOAD_TYPES)[number];
+
+export interface Frame {
+  readonly payloadType: PayloadType;
+  readonly source?: string;
+  readonly destination?: string;
+  readonly payload?: string;
+}
+
+export type DecodeErrorCode =
+  | 'BAD_LENGTH'
+  | 'FRAME_TOO_LARGE'
+  | 'INVALID_UTF8'
+  | 'INVALID_JSON'
+  | 'NOT_AN_OBJECT'
+  | 'BAD_FIELD_TYPE'
+  | 'UNKNOWN_PAYLOAD_TYPE';
+
+export class DecodeError {
+  constructor(
+    readonly code: DecodeErrorCode,
+    readonly message: string,
+  ) {}
+}
+
+export interface DecodeResult {
+  /** Frames completed by this chunk, in order (those before an error included). */
+  readonly frames: Frame[];
+  /** Set once the stream is broken; every later push returns it again and decodes nothing. */
+  readonly error: DecodeError | null;
+}
+
+export interface DecoderOptions {
+  /** Largest N accepted; a larger announced length is an error before any of the body is buffered. */
+  readonly maxFrameSize: number;
+}
+
+const HEADER = 4;
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export class FrameDecoder {
+  private readonly header = new Uint8Array(HEADER);
+  private headerFill = 0;
+  /** Body being assembled across chunks; null while reading a header. */
+  private body: Uint8Array | null = null;
+  private bodyFill = 0;
+  private failed: DecodeError | null = null;
+
+  constructor(private readonly options: DecoderOptions) {}
+
+  get error(): DecodeError | null {
+    return this.failed;
+  }
+
+  /** Bytes held for a frame not yet complete (bounded by 4 + maxFrameSize). */
+  get buffered(): number {
+    return this.headerFill + this.bodyFill;
+  }
+
+  push(chunk: Uint8Array): DecodeResult {
+    const frames: Frame[] = [];
+    let at = 0;
+    while (this.failed === null && at < chunk.length) {
+      if (this.body === null) {
+        const take = Math.min(HEADER - this.headerFill, chunk.length - at);
+        this.header.set(chunk.subarray(at, at + take), this.headerFill);
+        this.headerFill += take;
+        at += take;
+        if (this.headerFill < HEADER) break;
+        this.headerFill = 0;
+        const h = this.header;
+        const length = ((h[0] as number) << 24) | ((h[1] as number) << 16) | ((h[2] as number) << 8) | (h[3] as number);
+        if (length <= 0) {
+          this.failed = new DecodeError('BAD_LENGTH', `frame length ${length} is not positive`);
+          break;
+        }
+        if (length > this.options.maxFrameSize) {
+          this.failed = new DecodeError('FRAME_TOO_LARGE', `frame length ${length} exceeds ${this.options.maxFrameSize}`);
+          break;
+        }
+        if (chunk.length - at >= length) {
+          // Whole body in this chunk: decode in place, no copy.
+          this.emit(chunk.subarray(at, at + length), frames);
+          at += length;
+        } else {
+          this.body = new Uint8Array(length);
+          this.bodyFill = 0;
+        }
+      } else {
+        const take = Math.min(this.body.length - this.bodyFill, chunk.length - at);
+        this.body.set(chunk.subarray(at, at + take), this.bodyFill);
+        this.bodyFill += take;
+        at += take;
+        if (this.bodyFill === this.body.length) {
+          const body = this.body;
+          this.body = null;
+          this.bodyFill = 0;
+          this.emit(body, frames);
+        }
+      }
+    }
+    return { frames, error: this.failed };
+  }
+
+  private emit(body: Uint8Array, frames: Frame[]): void {
+    const result = decodeBody(body);
+    if (result instanceof DecodeError) this.failed = result;
+    else frames.push(result);
+  }
+}
+
+/** One frame body (the N bytes after the length) to a frame. */
+export function decodeBody(body: Uint8Array): Frame | DecodeError {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    return new DecodeError('INVALID_UTF8', 'frame is not valid UTF-8');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return new DecodeError('INVALID_JSON', 'frame is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return new DecodeError('NOT_AN_OBJECT', 'frame is not a JSON object');
+  }
+  return toFrame(value as Record<string, unknown>);
+}
+
+function toFrame(object: Record<string, unknown>): Frame | DecodeError {
+  const type = field(object, 'payloadType');
+  if (type instanceof DecodeError) return type;
+  if (type === undefined) return new DecodeError('UNKNOWN_PAYLOAD_TYPE', 'payloadType is missing');
+  if (!(PAYLOAD_TYPES as readonly string[]).includes(type)) {
+    return new DecodeError('UNKNOWN_PAYLOAD_TYPE', 'payloadType is not INIT, MESSAGE, ERROR or CLOSE');
+  }
+  const source = field(object, 'source');
+  if (source instanceof DecodeError) return source;
+  const destination = field(object, 'destination');
+  if (destination instanceof DecodeError) return destination;
+  // The original's README calls it payloadContent; `payload` wins when both are present.
+  const payload = field(object, 'payload');
+  if (payload instanceof DecodeError) return payload;
+  const payloadContent = field(object, 'payloadContent');
+  if (payloadContent instanceof DecodeError) return payloadContent;
+  return frame(type as PayloadType, source, destination, payload ?? payloadContent);
+}
+
+/** A string field; missing and explicit null are the same. */
+function field(object: Record<string, unknown>, key: string): string | undefined | DecodeError {
+  if (!Object.hasOwn(object, key)) return undefined;
+  const value = object[key];
+  if (value === null) return undefined;
+  if (typeof value === 'string') return value;
+  return new DecodeError('BAD_FIELD_TYPE', `${key} is not a string`);
+}
+
+/** Builds a frame without keys for absent fields. */
+export function frame(
+  payloadType: PayloadType,
+  source?: string,
+  destination?: string,
+  payload?: string,
+): Frame {
+  const out: { payloadType: PayloadType; source?: string; destination?: string; payload?: string } = {
+    payloadType,
+  };
+  if (source !== undefined) out.source = source;
+  if (destination !== undefined) out.destination = destination;
+  if (payload !== undefined) out.payload = payload;
+  return out;
+}
+
+/** A frame on the wire: length, then the JSON object with keys in a fixed order and absent ones left out. */
+export function encodeFrame(value: Frame): Buffer {
+  const json = JSON.stringify(frame(value.payloadType, value.source, value.destination, value.payload));
+  const length = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(HEADER + length);
+  out.writeInt32BE(length, 0);
+  out.write(json, HEADER, 'utf8');
+  return out;
+}

@@ -1,0 +1,1 @@
+export { createTcpRelayFront } from './server.js';

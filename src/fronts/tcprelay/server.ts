@@ -1,0 +1,220 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { Counter, Gauge } from 'prom-client';
+import { randomToken } from '../../core/ids.js';
+import { Room, type Member } from '../../core/rooms.js';
+import type { Front, FrontDeps } from '../front.js';
+import { encodeFrame, frame, FrameDecoder, type DecodeErrorCode, type Frame } from './codec.js';
+
+interface Conn {
+  readonly socket: Socket;
+  readonly decoder: FrameDecoder;
+  /** This connection's current id in the directory; null before INIT and after CLOSE. */
+  member: Member<Buffer> | null;
+  gone: boolean;
+}
+
+type CloseReason = 'closed' | 'error' | 'slow' | 'shutdown' | `malformed_${Lowercase<DecodeErrorCode>}`;
+type Rejection = 'not_initialized' | 'no_destination' | 'unknown_destination' | 'id_taken';
+
+export function createTcpRelayFront(deps: FrontDeps): Front {
+  return new TcpRelayFront(deps);
+}
+
+class TcpRelayFront implements Front {
+  readonly name = 'tcprelay';
+  private readonly log;
+  /** Every id is unique across the relay: one flat room with no owner. */
+  private readonly directory = new Room<Buffer>('tcprelay', null, { uniqueIds: true });
+  private readonly conns = new Set<Conn>();
+  private readonly maxFrame: number;
+  private readonly sendLimit: number;
+  private server: Server | null = null;
+  private boundPort = 0;
+  private stopped = false;
+  private readonly relayed;
+  private readonly rejected;
+  private readonly closes;
+
+  constructor(private readonly deps: FrontDeps) {
+    this.log = deps.logger.child({ front: 'tcprelay' });
+    this.maxFrame = deps.config.tcprelayMaxFrameSize;
+    this.sendLimit = deps.config.tcprelaySendBuffer;
+    const registers = [deps.metrics];
+    const conns = this.conns;
+    const directory = this.directory;
+    new Gauge({
+      name: 'noray_tcprelay_connections',
+      help: 'Open TCP relay connections',
+      registers,
+      collect() {
+        this.set(conns.size);
+      },
+    });
+    new Gauge({
+      name: 'noray_tcprelay_ids',
+      help: 'Client ids currently initialized on the TCP relay',
+      registers,
+      collect() {
+        this.set(directory.size);
+      },
+    });
+    const relayed = new Counter({
+      name: 'noray_tcprelay_frames_relayed_total',
+      help: 'Frames delivered to their destination, by payloadType',
+      labelNames: ['type'] as const,
+      registers,
+    });
+    this.relayed = { MESSAGE: relayed.labels('MESSAGE'), ERROR: relayed.labels('ERROR') };
+    this.rejected = new Counter({
+      name: 'noray_tcprelay_frames_rejected_total',
+      help: 'Frames answered with an ERROR instead of being delivered, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    this.closes = new Counter({
+      name: 'noray_tcprelay_closes_total',
+      help: 'Connections closed, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+  }
+
+  async start(): Promise<void> {
+    const { tcprelayHost: host, tcprelayPort: port } = this.deps.config;
+    if (port === null) throw new Error('tcprelay is switched off');
+    const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) =>
+      this.accept(socket),
+    );
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.warn({ err }, 'tcprelay listener error'));
+    const address = server.address();
+    this.boundPort = typeof address === 'object' && address !== null ? address.port : port;
+    this.log.info({ host, port: this.boundPort }, 'tcprelay listening');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const server = this.server;
+    const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const conn of this.conns) this.drop(conn, 'shutdown');
+    await closed;
+    this.conns.clear();
+  }
+
+  ports(): Record<string, number> {
+    return { tcp: this.boundPort };
+  }
+
+  stats(): Record<string, number> {
+    return { connections: this.conns.size, ids: this.directory.size };
+  }
+
+  private accept(socket: Socket): void {
+    if (this.stopped) return void socket.destroy();
+    const conn: Conn = {
+      socket,
+      decoder: new FrameDecoder({ maxFrameSize: this.maxFrame }),
+      member: null,
+      gone: false,
+    };
+    this.conns.add(conn);
+    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    socket.on('error', () => this.drop(conn, 'error'));
+    socket.on('close', () => {
+      this.drop(conn, 'closed');
+      this.conns.delete(conn);
+    });
+  }
+
+  private onData(conn: Conn, chunk: Buffer): void {
+    if (conn.gone) return;
+    const { frames, error } = conn.decoder.push(chunk);
+    for (const received of frames) {
+      if (conn.gone) return;
+      this.handle(conn, received);
+    }
+    if (error !== null) {
+      this.log.debug({ code: error.code }, 'malformed frame');
+      this.drop(conn, `malformed_${error.code.toLowerCase() as Lowercase<DecodeErrorCode>}`);
+    }
+  }
+
+  private handle(conn: Conn, received: Frame): void {
+    switch (received.payloadType) {
+      case 'INIT':
+        return this.init(conn, received.source);
+      case 'CLOSE':
+        if (conn.member !== null) this.directory.leave(conn.member);
+        conn.member = null;
+        return;
+      case 'MESSAGE':
+      case 'ERROR':
+        return this.relay(conn, received);
+    }
+  }
+
+  private init(conn: Conn, requested: string | undefined): void {
+    // An empty source is treated like no source: the relay picks the id.
+    const wanted = requested === '' ? undefined : requested;
+    if (wanted !== undefined && conn.member?.id === wanted) {
+      return this.write(conn, encodeFrame(frame('INIT', undefined, wanted)));
+    }
+    if (wanted !== undefined && this.directory.hasId(wanted)) {
+      this.rejected.inc({ reason: 'id_taken' });
+      return this.reply(conn, wanted, `ClientId: ${wanted} is already initialized`);
+    }
+    let id = wanted;
+    while (id === undefined || this.directory.hasId(id)) id = randomToken();
+    const member: Member<Buffer> = { id, deliver: (message) => this.write(conn, message) };
+    if (conn.member !== null) this.directory.leave(conn.member);
+    conn.member = member;
+    this.directory.join(member);
+    this.write(conn, encodeFrame(frame('INIT', undefined, id)));
+  }
+
+  private relay(conn: Conn, received: Frame): void {
+    const sender = conn.member;
+    if (sender === null) return this.reject(conn, 'not_initialized', undefined, 'Not initialized: send INIT first');
+    const destination = received.destination;
+    if (destination === undefined) return this.reject(conn, 'no_destination', sender.id, 'Destination is missing');
+    // The server stamps the source: nobody can pose as another id.
+    const out = encodeFrame(frame(received.payloadType, sender.id, destination, received.payload));
+    if (this.directory.toId(destination, out, sender) === 0) {
+      return this.reject(conn, 'unknown_destination', sender.id, `ClientId: ${destination} is not initialized`);
+    }
+    this.relayed[received.payloadType as 'MESSAGE' | 'ERROR'].inc();
+  }
+
+  private reject(conn: Conn, reason: Rejection, destination: string | undefined, message: string): void {
+    this.rejected.inc({ reason });
+    this.reply(conn, destination, message);
+  }
+
+  private reply(conn: Conn, destination: string | undefined, message: string): void {
+    this.write(conn, encodeFrame(frame('ERROR', undefined, destination, message)));
+  }
+
+  private write(conn: Conn, data: Buffer): void {
+    if (conn.gone) return;
+    if (conn.socket.writableLength > this.sendLimit) return this.drop(conn, 'slow');
+    conn.socket.write(data);
+  }
+
+  /** Ends a connection once; its id is freed at once, whatever the reason. */
+  private drop(conn: Conn, reason: CloseReason): void {
+    if (conn.gone) return;
+    conn.gone = true;
+    if (conn.member !== null) this.directory.leave(conn.member);
+    conn.member = null;
+    this.closes.inc({ reason });
+    conn.socket.destroy();
+  }
+}
