@@ -10,7 +10,10 @@ const NUMBER_WITH_UNIT = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i;
 function splitUnit(raw: string, what: string): [number, string] {
   const match = NUMBER_WITH_UNIT.exec(raw);
   if (!match) throw new ConfigValueError(`expected a ${what} such as ${what === 'duration' ? '"30s"' : '"128kb"'}`);
-  return [Number(match[1]), (match[2] ?? '').toLowerCase()];
+  const value = Number(match[1]);
+  // A few hundred digits overflow to Infinity, which no timer or limit can use.
+  if (!Number.isFinite(value)) throw new ConfigValueError(`${what} ${JSON.stringify(raw.trim())} is too large`);
+  return [value, (match[2] ?? '').toLowerCase()];
 }
 
 const DURATION_UNITS_MS: Record<string, number> = {
@@ -34,7 +37,9 @@ export function parseDuration(raw: string): number {
   if (factor === undefined) {
     throw new ConfigValueError(`unknown duration unit "${unit}" (use us, ms, s, m, h, hr, d, w, mo, yr)`);
   }
-  return value * factor;
+  const ms = value * factor;
+  if (!Number.isFinite(ms)) throw new ConfigValueError('duration is too large');
+  return ms;
 }
 
 const BYTE_UNITS = ['b', 'kb', 'mb', 'gb', 'tb', 'pb'];
@@ -46,7 +51,9 @@ export function parseByteSize(raw: string): number {
   const base = unit === '' ? 'b' : unit.endsWith('ps') ? unit.slice(0, -2) || 'b' : unit;
   const power = BYTE_UNITS.indexOf(base === 'bps' ? 'b' : base);
   if (power < 0) throw new ConfigValueError(`unknown byte size unit "${unit}" (use b, kb, mb, gb, tb)`);
-  return Math.round(value * 1024 ** power);
+  const bytes = Math.round(value * 1024 ** power);
+  if (!Number.isFinite(bytes)) throw new ConfigValueError('byte size is too large');
+  return bytes;
 }
 
 function parsePortNumber(raw: string, allowZero: boolean): number {
@@ -138,6 +145,8 @@ export function parseEnum<T extends string>(allowed: readonly T[]) {
 export function parseCharset(raw: string): string {
   const chars = [...new Set(raw)];
   if (chars.length < 2) throw new ConfigValueError('a charset needs at least 2 distinct characters');
+  // The id generator draws one random byte per character, so it supports at most 256.
+  if (chars.length > 256) throw new ConfigValueError('a charset may have at most 256 distinct characters');
   if (chars.some((c) => /\s/.test(c))) throw new ConfigValueError('a charset may not contain whitespace');
   return chars.join('');
 }
