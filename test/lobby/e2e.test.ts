@@ -576,6 +576,13 @@ describe('lobby front: ports and configuration', () => {
     expect((start.body as { errors: string[] }).errors[0]).toMatch(/not available/);
   });
 
+  it('listens only on the configured host (Orion listens on every interface)', async () => {
+    const { httpPort } = await lobbyApp();
+    expect((await http(httpPort, 'GET', '/ping')).status).toBe(200);
+    // 127.0.0.2 is loopback too on Linux, but not the address the front was told to bind.
+    await expect(fetch(`http://127.0.0.2:${httpPort}/ping`)).rejects.toThrow();
+  });
+
   it('with the HTTP port off there is no lobby front at all', async () => {
     const app = await startApp({ lobbyHttpPort: null, lobbyUdpPort: 0 });
     expect(app.front('lobby')).toBeUndefined();
