@@ -1,0 +1,190 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { frameText, notice, parseLogin, stampClientId, targetOf } from '../../src/fronts/wsrelay/codec.js';
+
+describe('parseLogin', () => {
+  it.each([
+    ['{"action":"login_server","server_code":"SNEK"}', { role: 'server', code: 'SNEK' }],
+    ['{"action":"login_server","server_code":"SNEK","client_id":5,"x":null}', { role: 'server', code: 'SNEK' }],
+    [' {"server_code":"","action":"login_server"} ', { role: 'server', code: '' }],
+    [
+      '{"action":"login_client","server_code":"SNEK","client_id":"467123746"}',
+      { role: 'client', code: 'SNEK', clientId: '467123746' },
+    ],
+  ])('accepts %s', (text, login) => {
+    expect(parseLogin(text)).toEqual(login);
+  });
+
+  it.each([
+    '',
+    'login',
+    '[]',
+    'null',
+    '"login_server"',
+    '{"action":"LOGIN_SERVER","server_code":"S"}',
+    '{"action":"logout","server_code":"S"}',
+    '{"server_code":"S"}',
+    '{"action":"login_server"}',
+    '{"action":"login_server","server_code":null}',
+    '{"action":"login_server","server_code":["S"]}',
+    '{"action":"login_client","server_code":"S"}',
+    '{"action":"login_client","server_code":"S","client_id":467123746}',
+    '{"action":"login_client","server_code":"S","client_id":null}',
+  ])('refuses %s', (text) => {
+    expect(parseLogin(text)).toBeNull();
+  });
+});
+
+describe('frameText', () => {
+  it('decodes UTF-8 and refuses anything else', () => {
+    expect(frameText(new TextEncoder().encode('{"a":"é"}'))).toBe('{"a":"é"}');
+    expect(frameText(Uint8Array.from([0xc3, 0x28]))).toBeNull();
+    expect(frameText(Uint8Array.from([0xed, 0xa0, 0x80]))).toBeNull();
+  });
+});
+
+describe('targetOf', () => {
+  it.each([
+    ['{"receiver_id":"467"}', { kind: 'id', id: '467' }],
+    ['  \n{"x":1,"receiver_id":""}', { kind: 'id', id: '' }],
+    ['{"receiver_id":467}', { kind: 'none' }],
+    ['{"receiver_id":null}', { kind: 'none' }],
+    ['{"receiver_id":["1"]}', { kind: 'none' }],
+    ['{"receiver":"1"}', { kind: 'all' }],
+    ['{"nested":{"receiver_id":"1"}}', { kind: 'all' }],
+    ['[{"receiver_id":"1"}]', { kind: 'all' }],
+    ['"receiver_id"', { kind: 'all' }],
+    ['{"receiver_id":"1"', { kind: 'all' }],
+    ['hello', { kind: 'all' }],
+    ['', { kind: 'all' }],
+    ['{"receiver\\u005fid":"1"}', { kind: 'id', id: '1' }],
+    ['{"__proto__":{"receiver_id":"1"}}', { kind: 'all' }],
+  ])('%s -> %o', (text, target) => {
+    expect(targetOf(text)).toEqual(target);
+  });
+});
+
+describe('stampClientId', () => {
+  it('sets client_id, overwriting any the client sent', () => {
+    const out = stampClientId('{"client_id":"forged","a":[1,{"b":null}]}', '42');
+    expect(out.kind).toBe('object');
+    expect(JSON.parse((out as { text: string }).text)).toEqual({ client_id: '42', a: [1, { b: null }] });
+    expect(stampClientId('{}', 'x')).toEqual({ kind: 'object', text: '{"client_id":"x"}' });
+  });
+
+  it('keeps integers of any size and number text exact', () => {
+    const out = stampClientId('{"a":18446744073709551616,"b":-9007199254740993,"c":1.10,"d":2E+3,"e":[123456789012345678901234567890]}', 'id');
+    expect(out).toEqual({
+      kind: 'object',
+      text: '{"a":18446744073709551616,"b":-9007199254740993,"c":1.10,"d":2E+3,"e":[123456789012345678901234567890],"client_id":"id"}',
+    });
+  });
+
+  it('handles duplicate keys like JSON.parse (last wins) and __proto__ as a plain key', () => {
+    const dup = stampClientId('{"a":1,"a":2}', 'x');
+    expect(JSON.parse((dup as { text: string }).text)).toEqual({ a: 2, client_id: 'x' });
+    const proto = stampClientId('{"__proto__":{"polluted":true}}', 'x');
+    expect(proto.kind).toBe('object');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((proto as { text: string }).text).toContain('"__proto__":{"polluted":true}');
+  });
+
+  it.each(['[1]', '"s"', '17', '1e999', 'true', 'null'])('reports %s as not an object', (text) => {
+    expect(stampClientId(text, 'x')).toEqual({ kind: 'not-object' });
+  });
+
+  it.each(['', '{', '{"a":}', "{'a':1}", '{"a":1}x', 'NaN', '{"a":01}'])('reports %s as invalid', (text) => {
+    expect(stampClientId(text, 'x')).toEqual({ kind: 'invalid' });
+  });
+
+  it('never throws on very deep nesting', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    expect(() => stampClientId(deep, 'x')).not.toThrow();
+    expect(() => stampClientId(`{"a":${deep}}`, 'x')).not.toThrow();
+    expect(() => targetOf(`{"a":${deep}}`)).not.toThrow();
+  });
+});
+
+describe('notice', () => {
+  it('is exactly the CarParty notice', () => {
+    expect(notice('connect', '467')).toBe('{"action":"connect","client_id":"467"}');
+    expect(notice('disconnect', 'a"b')).toBe('{"action":"disconnect","client_id":"a\\"b"}');
+  });
+});
+
+describe('wsrelay codec properties', () => {
+  const anyText = fc.oneof(fc.string(), fc.json(), fc.string({ unit: 'binary' }));
+
+  it('never throws on arbitrary text', () => {
+    fc.assert(
+      fc.property(anyText, fc.string(), (text, id) => {
+        parseLogin(text);
+        targetOf(text);
+        stampClientId(text, id);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('never throws on arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (data) => {
+        const text = frameText(data);
+        if (text !== null) parseLogin(text);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('stamping an object keeps every other field and adds the sender id', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.string(), (object, id) => {
+        const out = stampClientId(JSON.stringify(object), id);
+        expect(out.kind).toBe('object');
+        const parsed = JSON.parse((out as { text: string }).text) as Record<string, unknown>;
+        expect(parsed).toEqual({ ...JSON.parse(JSON.stringify(object)), client_id: id });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('keeps every integer exact', () => {
+    fc.assert(
+      fc.property(fc.array(fc.bigInt({ min: -(2n ** 200n), max: 2n ** 200n }), { maxLength: 8 }), (numbers) => {
+        const text = `{"n":[${numbers.join(',')}]}`;
+        expect(stampClientId(text, 'x')).toEqual({ kind: 'object', text: `{"n":[${numbers.join(',')}],"client_id":"x"}` });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('routes by receiver_id only when it is a string', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue(), (object, receiver) => {
+        const target = targetOf(JSON.stringify({ ...object, receiver_id: receiver }));
+        expect(target).toEqual(typeof receiver === 'string' ? { kind: 'id', id: receiver } : { kind: 'none' });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('finds a client message invalid exactly when JSON.parse does', () => {
+    const broken = fc.oneof(
+      fc.json().map((s) => s.slice(0, -1)),
+      fc.json().map((s) => s.replace('"', '"\\')),
+      fc.string({ unit: 'binary' }),
+    );
+    fc.assert(
+      fc.property(fc.oneof(fc.json(), broken), (text) => {
+        let valid = true;
+        try {
+          JSON.parse(text);
+        } catch {
+          valid = false;
+        }
+        expect(stampClientId(text, 'x').kind !== 'invalid').toBe(valid);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
