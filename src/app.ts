@@ -10,6 +10,7 @@ import { createTcpRelayFront } from './fronts/tcprelay/index.js';
 import { createLobbyFront } from './fronts/lobby/index.js';
 import { createLogger } from './ops/logger.js';
 import { OpsServer } from './ops/http.js';
+import { LimitReporter } from './ops/limit-reporter.js';
 
 export interface AppOptions {
   config: Config;
@@ -32,11 +33,13 @@ export class App {
     this.config = options.config;
     this.logger = options.logger ?? createLogger(options.config.logLevel);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });
+    const clock = options.clock ?? systemClock;
     const deps: FrontDeps = {
       config: this.config,
       logger: this.logger,
       metrics: this.metrics,
-      clock: options.clock ?? systemClock,
+      clock,
+      limits: new LimitReporter(this.metrics, this.logger, clock),
     };
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));

@@ -1,5 +1,6 @@
 import type { ConfigOf } from './option.js';
 import { generalOptions } from './options/general.js';
+import { limitOptions } from './options/limits.js';
 import { lobbyOptions } from './options/lobby.js';
 import { norayOptions } from './options/noray.js';
 import { relayFrontOptions } from './options/relays.js';
@@ -10,6 +11,7 @@ export const OPTIONS = {
   ...norayOptions,
   ...lobbyOptions,
   ...relayFrontOptions,
+  ...limitOptions,
 };
 
 export type ConfigKey = keyof typeof OPTIONS;

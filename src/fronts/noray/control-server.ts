@@ -1,6 +1,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { Clock, Timer } from '../../core/clock.js';
 import { normalizeAddress } from '../../core/endpoint.js';
+import { ConnectionGate } from '../../core/limits/connection-gate.js';
+import { TokenBucket } from '../../core/limits/token-bucket.js';
+import type { LimitReporter } from '../../ops/limit-reporter.js';
 import { encodeCommand, LineDecoder, parseCommand } from './codec.js';
 import type { ControlPeer, HostSession, NorayCommands } from './handlers.js';
 import type { NorayMetrics } from './metrics.js';
@@ -14,6 +18,14 @@ export interface ControlServerOptions {
   readonly commands: NorayCommands;
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
+  readonly clock: Clock;
+  readonly limits: LimitReporter;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly messageRate: number;
+  readonly messageBurst: number;
+  /** A connection that has not sent register-host by then is closed; after it, never. */
+  readonly loginTimeoutMs: number;
 }
 
 const CLOSE_GRACE_MS = 2000;
@@ -22,8 +34,10 @@ const CLOSE_GRACE_MS = 2000;
 export class ControlServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly gate: ConnectionGate;
 
   constructor(private readonly options: ControlServerOptions) {
+    this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
     this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) =>
       this.accept(socket),
     );
@@ -55,12 +69,32 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
-    const { commands, metrics, logger } = this.options;
+    const { commands, metrics, logger, limits } = this.options;
+    const ip = normalizeAddress(socket.remoteAddress ?? '?');
+    const remote = `${ip}:${socket.remotePort ?? 0}`;
+    socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'control socket error'));
+    const verdict = this.gate.admit(ip);
+    if (verdict !== 'ok') {
+      limits.report('noray', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
+      socket.end(encodeCommand('error', 'server busy: too many connections'));
+      socket.destroySoon();
+      return;
+    }
     this.sockets.add(socket);
     metrics.tcpConnections.set(this.sockets.size);
-    const remote = `${normalizeAddress(socket.remoteAddress ?? '?')}:${socket.remotePort ?? 0}`;
     const decoder = new LineDecoder(this.options.maxLineLength);
+    const bucket = new TokenBucket(this.options.messageRate, this.options.messageBurst, this.options.clock);
     let closing = false;
+    let loginTimer: Timer | null = null;
+
+    /** Says why in one error line, then closes; reads and discards until then so the line is not lost to a reset. */
+    const closeWithError = (reason: string, message: string) => {
+      if (closing) return;
+      closing = true;
+      metrics.connectionsClosed.inc({ reason });
+      socket.end(encodeCommand('error', message));
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    };
 
     const peer: ControlPeer = {
       remote,
@@ -69,7 +103,8 @@ export class ControlServer {
         if (closing || socket.destroyed) return;
         if (socket.writableLength > this.options.maxPendingBytes) {
           metrics.connectionsClosed.inc({ reason: 'slow_reader' });
-          logger.info({ remote }, 'control connection not reading its replies, closing');
+          limits.report('noray', 'slow_reader', ip);
+          closing = true;
           socket.destroy();
           return;
         }
@@ -77,24 +112,36 @@ export class ControlServer {
       },
     };
 
+    loginTimer = this.options.clock.setTimeout(() => {
+      if (peer.session) return;
+      limits.report('noray', 'login_timeout', ip);
+      closeWithError('login_timeout', 'no register-host in time');
+    }, this.options.loginTimeoutMs);
+
     socket.on('data', (chunk: Buffer) => {
       if (closing) return;
       const result = decoder.push(chunk);
       for (const line of result.lines) {
         if (closing || socket.destroyed) break;
+        if (!bucket.take()) {
+          limits.report('noray', 'message_rate', ip);
+          closeWithError('message_rate', 'too many commands, slow down');
+          break;
+        }
         commands.handle(peer, parseCommand(line));
+        if (peer.session && loginTimer) {
+          loginTimer.cancel();
+          loginTimer = null;
+        }
       }
       if (!result.ok) {
-        closing = true;
-        metrics.connectionsClosed.inc({ reason: 'line_too_long' });
-        logger.info({ remote }, 'control line too long, closing');
-        // Keep reading (and discarding) until the peer closes, so the error line is not lost to a reset.
-        socket.end(encodeCommand('error', `line too long (max ${this.options.maxLineLength} bytes)`));
-        setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+        limits.report('noray', 'line_too_long', ip);
+        closeWithError('line_too_long', `line too long (max ${this.options.maxLineLength} bytes)`);
       }
     });
-    socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'control socket error'));
     socket.on('close', () => {
+      loginTimer?.cancel();
+      this.gate.release(ip);
       this.sockets.delete(socket);
       metrics.tcpConnections.set(this.sockets.size);
       commands.disconnected(peer);

@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
+import type { AddressPolicy } from '../../core/address-policy.js';
 import type { SessionDirectory } from '../../core/directory.js';
 import type { AddressRegistrar } from '../../core/registrar.js';
 import type { UdpRelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
+import type { LimitReporter } from '../../ops/limit-reporter.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayMetrics } from './metrics.js';
 
@@ -28,6 +30,9 @@ export interface NorayHandlerDeps {
   readonly newPid: () => string;
   readonly logger: Logger;
   readonly metrics: NorayMetrics;
+  readonly maxSessions: number;
+  readonly limits: LimitReporter;
+  readonly addressPolicy: AddressPolicy;
 }
 
 const KNOWN = new Set(['register-host', 'connect', 'connect-relay', 'echo']);
@@ -78,6 +83,10 @@ export class NorayCommands {
     }
     // The latest registration on a connection replaces the earlier one.
     if (peer.session) this.endSession(peer.session);
+    else if (directory.size >= this.deps.maxSessions) {
+      this.deps.limits.report('noray', 'max_sessions', peer.remote);
+      return this.fail(peer, 'server full, try later');
+    }
     const session: HostSession = {
       publicId: requestedOid !== '' ? requestedOid : this.freshOid(),
       secret: this.deps.newPid(),
@@ -110,6 +119,11 @@ export class NorayCommands {
       return;
     }
     if (!relay) return this.fail(peer, 'relaying is disabled on this server');
+    const { addressPolicy } = this.deps;
+    if (!addressPolicy.allows(hostEndpoint.address) || !addressPolicy.allows(requesterEndpoint.address)) {
+      this.deps.limits.report('noray', 'denied_peer', peer.remote);
+      return this.fail(peer, 'relaying to this address is not allowed');
+    }
     const result = relay.introduce(requesterEndpoint, hostEndpoint);
     if (!result.ok) {
       return this.fail(peer, result.reason === 'no_free_port' ? 'no relay port free, try later' : 'cannot relay to yourself');

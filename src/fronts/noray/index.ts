@@ -1,3 +1,4 @@
+import { AddressPolicy } from '../../core/address-policy.js';
 import { SessionDirectory } from '../../core/directory.js';
 import { randomIdGenerator } from '../../core/ids.js';
 import { AddressRegistrar } from '../../core/registrar.js';
@@ -26,6 +27,7 @@ export class NorayFront implements Front {
     const { config, clock } = deps;
     const logger = deps.logger.child({ front: 'noray' });
     const metrics = createNorayMetrics(deps.metrics);
+    const addressPolicy = new AddressPolicy(config.denyPrivatePeers);
     this.relay =
       config.udpRelayPorts === null
         ? null
@@ -51,6 +53,9 @@ export class NorayFront implements Front {
       newPid: randomIdGenerator(config.pidCharset, config.pidLength),
       logger,
       metrics,
+      maxSessions: config.maxSessions,
+      limits: deps.limits,
+      addressPolicy,
     });
     this.control =
       config.socketPort === null
@@ -63,6 +68,13 @@ export class NorayFront implements Front {
             commands,
             metrics,
             logger,
+            clock,
+            limits: deps.limits,
+            maxConnections: config.maxConnections,
+            maxConnectionsPerIp: config.maxConnectionsPerIp,
+            messageRate: config.messageRate,
+            messageBurst: config.messageBurst,
+            loginTimeoutMs: config.loginTimeout,
           });
     this.registrarSocket =
       config.udpRegistrarPort === null
@@ -74,6 +86,8 @@ export class NorayFront implements Front {
             registrar: this.registrar,
             metrics,
             logger,
+            addressPolicy,
+            limits: deps.limits,
           });
   }
 

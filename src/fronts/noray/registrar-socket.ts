@@ -1,12 +1,15 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
+import type { AddressPolicy } from '../../core/address-policy.js';
 import { normalizeAddress } from '../../core/endpoint.js';
+import type { LimitReporter } from '../../ops/limit-reporter.js';
 import type { AddressRegistrar } from '../../core/registrar.js';
 import type { HostSession } from './handlers.js';
 import type { NorayMetrics } from './metrics.js';
 
 const OK = Buffer.from('OK');
 const UNKNOWN = Buffer.from('Unknown host pid!');
+const DENIED = Buffer.from('Address not allowed');
 
 export interface RegistrarSocketOptions {
   readonly host: string;
@@ -16,6 +19,8 @@ export interface RegistrarSocketOptions {
   readonly registrar: AddressRegistrar<HostSession>;
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
+  readonly addressPolicy: AddressPolicy;
+  readonly limits: LimitReporter;
 }
 
 /**
@@ -56,15 +61,22 @@ export class RegistrarSocket {
   }
 
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {
-    const { registrar, metrics } = this.options;
+    const { registrar, metrics, addressPolicy } = this.options;
+    const address = normalizeAddress(fromAddress);
+    if (!addressPolicy.allows(address)) {
+      metrics.registrarFail.inc();
+      this.options.limits.report('noray', 'denied_peer', address);
+      this.replyShort(DENIED, message.length, fromAddress, fromPort);
+      return;
+    }
     const secret = message.length <= this.options.maxPidLength + 2 ? message.toString('utf8').trim() : '';
     const result = secret === '' ? { outcome: 'unknown' as const } : registrar.register(secret, {
-      address: normalizeAddress(fromAddress),
+      address,
       port: fromPort,
     });
     if (result.outcome === 'unknown') {
       metrics.registrarFail.inc();
-      if (message.length > 0) this.reply(UNKNOWN.subarray(0, Math.min(UNKNOWN.length, message.length)), fromAddress, fromPort);
+      this.replyShort(UNKNOWN, message.length, fromAddress, fromPort);
       return;
     }
     if (result.outcome === 'repeat') metrics.registrarRepeat.inc();
@@ -76,6 +88,11 @@ export class RegistrarSocket {
       );
     }
     this.reply(OK, fromAddress, fromPort);
+  }
+
+  /** Never more bytes than the request carried: a spoofed source cannot be flooded through us. */
+  private replyShort(payload: Buffer, requestLength: number, address: string, port: number): void {
+    if (requestLength > 0) this.reply(payload.subarray(0, Math.min(payload.length, requestLength)), address, port);
   }
 
   private reply(payload: Buffer, address: string, port: number): void {

@@ -1,0 +1,60 @@
+import { option } from '../option.js';
+import { parseBoolean, parseDuration, parseInteger } from '../units.js';
+
+/** Abuse limits shared by every front. */
+export const limitOptions = {
+  maxConnections: option({
+    env: 'NORAY_MAX_CONNECTIONS',
+    default: '10000',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Most concurrent TCP/WebSocket connections per front',
+  }),
+  maxConnectionsPerIp: option({
+    env: 'NORAY_MAX_CONNECTIONS_PER_IP',
+    default: '256',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Most concurrent connections per front from one IP address (players behind one NAT share it)',
+  }),
+  messageRate: option({
+    env: 'NORAY_MESSAGE_RATE',
+    default: '500',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe: 'Commands/messages/frames per second one connection may send on average (token bucket)',
+  }),
+  messageBurst: option({
+    env: 'NORAY_MESSAGE_BURST',
+    default: '1000',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe: 'Bucket size of the message rate: how many may arrive at once',
+  }),
+  maxSessions: option({
+    env: 'NORAY_MAX_SESSIONS',
+    default: '20000',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe: 'Most registered noray hosts (sessions) at once',
+  }),
+  maxLobbies: option({
+    env: 'NORAY_MAX_LOBBIES',
+    default: '5000',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe: 'Most lobbies at once',
+  }),
+  maxRooms: option({
+    env: 'NORAY_MAX_ROOMS',
+    default: '5000',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe: 'Most message-relay rooms (wsrelay server codes) at once',
+  }),
+  loginTimeout: option({
+    env: 'NORAY_LOGIN_TIMEOUT',
+    default: '30s',
+    parse: parseDuration,
+    describe: 'Connections that have not identified themselves by then are closed (never after noray register-host)',
+  }),
+  denyPrivatePeers: option({
+    env: 'NORAY_DENY_PRIVATE_PEERS',
+    default: 'false',
+    parse: parseBoolean,
+    describe: 'Refuse registering from and relaying to private, loopback and link-local addresses (turn on in production)',
+  }),
+};

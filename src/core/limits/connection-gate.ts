@@ -1,0 +1,38 @@
+export type GateVerdict = 'ok' | 'total' | 'per_ip';
+
+/** Caps concurrent connections of one front, in total and per source address. */
+export class ConnectionGate {
+  private total = 0;
+  private readonly perIp = new Map<string, number>();
+
+  constructor(
+    private readonly maxTotal: number,
+    private readonly maxPerIp: number,
+  ) {}
+
+  /** Counts the connection in if allowed; every 'ok' must be matched by one release(). */
+  admit(ip: string): GateVerdict {
+    if (this.total >= this.maxTotal) return 'total';
+    const current = this.perIp.get(ip) ?? 0;
+    if (current >= this.maxPerIp) return 'per_ip';
+    this.perIp.set(ip, current + 1);
+    this.total++;
+    return 'ok';
+  }
+
+  release(ip: string): void {
+    const current = this.perIp.get(ip);
+    if (current === undefined) return;
+    if (current <= 1) this.perIp.delete(ip);
+    else this.perIp.set(ip, current - 1);
+    this.total--;
+  }
+
+  get size(): number {
+    return this.total;
+  }
+
+  get sources(): number {
+    return this.perIp.size;
+  }
+}

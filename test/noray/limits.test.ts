@@ -1,0 +1,92 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import type { Config } from '../../src/config/schema.js';
+import { port, startApp } from '../helpers/app.js';
+import { NetfoxClient } from './netfox.js';
+
+const clients: NetfoxClient[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
+});
+
+async function startNoray(overrides: Partial<Config>): Promise<App> {
+  return startApp({ socketPort: 0, udpRegistrarPort: 0, udpRelayPorts: [0, 0], ...overrides });
+}
+
+async function player(app: App): Promise<NetfoxClient> {
+  const client = await NetfoxClient.connect(port(app, 'noray', 'control'));
+  clients.push(client);
+  return client;
+}
+
+async function metric(app: App, reason: string): Promise<number> {
+  const text = await app.metrics.getSingleMetricAsString('noray_limit_rejections_total');
+  const line = text.split('\n').find((l) => l.includes(`front="noray"`) && l.includes(`reason="${reason}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('noray front limits', () => {
+  it('refuses connections over the per-IP limit with an error line, counted in metrics', async () => {
+    const app = await startNoray({ maxConnectionsPerIp: 2 });
+    const a = await player(app);
+    const b = await player(app);
+    const c = await player(app);
+    expect(await c.next('error')).toBe('server');
+    await c.waitClosed();
+    a.putCommand('echo', 'alive');
+    expect(await a.next('echo')).toBe('alive');
+    expect(await metric(app, 'max_connections_per_ip')).toBe(1);
+    // A slot frees when a connection ends.
+    b.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const d = await player(app);
+    d.putCommand('echo', 'in');
+    expect(await d.next('echo')).toBe('in');
+  });
+
+  it('closes connections that never register, but never a registered idle one', async () => {
+    const app = await startNoray({ loginTimeout: 300 });
+    const silent = await player(app);
+    const registered = await player(app);
+    await registered.registerHost();
+    expect(await silent.next('error', 5000)).toBe('no');
+    await silent.waitClosed();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(registered.closed).toBe(false);
+    registered.putCommand('echo', 'still');
+    expect(await registered.next('echo')).toBe('still');
+    expect(await metric(app, 'login_timeout')).toBe(1);
+  });
+
+  it('closes a connection that floods commands, after an error line', async () => {
+    const app = await startNoray({ messageRate: 10, messageBurst: 5 });
+    const flooder = await player(app);
+    flooder.send('echo x\n'.repeat(50));
+    expect(await flooder.next('error')).toBe('too');
+    await flooder.waitClosed();
+    expect(flooder.rawLines.length).toBe(0);
+    const calm = await player(app);
+    calm.putCommand('echo', 'ok');
+    expect(await calm.next('echo')).toBe('ok');
+  });
+
+  it('refuses register-host past the session limit', async () => {
+    const app = await startNoray({ maxSessions: 1 });
+    const first = await player(app);
+    await first.registerHost();
+    // Re-registering on the same connection replaces, so it is not refused.
+    await first.registerHost();
+    const second = await player(app);
+    second.putCommand('register-host');
+    expect(await second.next('error')).toBe('server');
+    expect(await metric(app, 'max_sessions')).toBe(1);
+  });
+
+  it('with denyPrivatePeers, refuses registrations from loopback with a reply no longer than the request', async () => {
+    const app = await startNoray({ denyPrivatePeers: true });
+    const client = await player(app);
+    await client.registerHost();
+    expect(await client.registerRemote(port(app, 'noray', 'registrar'))).toBe('FAILED');
+    expect(await metric(app, 'denied_peer')).toBeGreaterThanOrEqual(1);
+  });
+});
