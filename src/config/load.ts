@@ -53,7 +53,7 @@ export function parseCli(argv: readonly string[]): CliRequest {
   const flags: Partial<Record<ConfigKey, string>> = {};
   for (const [flag, value] of Object.entries(values)) {
     const key = flagToKey.get(flag);
-    if (key !== undefined && typeof value === 'string') flags[key] = value;
+    if (key !== undefined && typeof value === 'string') flags[key] = aliasValue(flag, key, value);
   }
   return {
     help: values.help === true,
@@ -63,6 +63,15 @@ export function parseCli(argv: readonly string[]): CliRequest {
   };
 }
 
+/**
+ * Orion's own flags (`--ptpmConnectTimeoutMs 30000`) take bare milliseconds, while a bare
+ * duration means seconds in our syntax: give such a value its unit.
+ */
+function aliasValue(flag: string, key: ConfigKey, value: string): string {
+  const isMsAlias = flag.endsWith('Ms') && (spec(key).aliases ?? []).includes(flag);
+  return isMsAlias && /^\s*\d+(\.\d+)?\s*$/.test(value) ? `${value.trim()}ms` : value;
+}
+
 /** Reads a dotenv file; a missing default `.env` is not an error, a missing named one is. */
 export function readEnvFile(path: string | undefined, cwd: string): Record<string, string> {
   const file = resolve(cwd, path ?? '.env');
@@ -70,7 +79,12 @@ export function readEnvFile(path: string | undefined, cwd: string): Record<strin
     if (path !== undefined) throw new ConfigError(`env file ${file} does not exist`);
     return {};
   }
-  return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+  try {
+    return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+  } catch (error) {
+    // A directory or an unreadable file: a config problem, not a crash with a stack trace.
+    throw new ConfigError(`cannot read env file ${file}: ${(error as Error).message}`);
+  }
 }
 
 export interface ConfigInputs {
