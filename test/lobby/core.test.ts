@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Endpoint } from '../../src/core/endpoint.js';
@@ -366,5 +367,85 @@ describe('LobbyService: mediation', () => {
     service.dispose();
     expect(service.counts()).toEqual({ clients: 0, lobbies: 0, mediations: 0, timers: 0 });
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('LobbyService: random operation sequences', () => {
+  type Op =
+    | { kind: 'register' }
+    | { kind: 'remove' | 'create' | 'start' | 'udp' | 'success' | 'chat'; who: number }
+    | { kind: 'join'; who: number; lobby: number; name: number }
+    | { kind: 'advance'; ms: number };
+  const who = fc.nat({ max: 9 });
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.constant<Op>({ kind: 'register' }),
+    fc.record({ kind: fc.constantFrom('remove', 'create', 'start', 'udp', 'success', 'chat'), who }) as fc.Arbitrary<Op>,
+    fc.record({ kind: fc.constant('join'), who, lobby: fc.nat({ max: 4 }), name: fc.nat({ max: 3 }) }) as fc.Arbitrary<Op>,
+    fc.record({ kind: fc.constant('advance'), ms: fc.integer({ min: 0, max: 40_000 }) }) as fc.Arbitrary<Op>,
+  );
+
+  it('keeps its invariants and ends with nothing once every client is gone', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
+        const { service, events, clock } = setup();
+        const clients: Member[] = [];
+        const lobbyIds: string[] = [];
+        const live = new Set<ClientId>();
+        for (const step of ops) {
+          const client = 'who' in step ? clients[step.who % Math.max(1, clients.length)] : undefined;
+          switch (step.kind) {
+            case 'register': {
+              const registered = service.registerClient();
+              clients.push(registered);
+              live.add(registered.id);
+              break;
+            }
+            case 'remove':
+              if (client) {
+                service.removeClient(client.id);
+                live.delete(client.id);
+              }
+              break;
+            case 'create':
+              if (client) {
+                const created = service.createLobby(client.token, { hostName: 'H', lobbyName: 'L', isPublic: true, maxMembers: 3 });
+                if (created.ok) lobbyIds.push(created.value.lobbyId);
+              }
+              break;
+            case 'join':
+              if (client && lobbyIds.length > 0) service.joinLobby(client.token, lobbyIds[step.lobby % lobbyIds.length]!, `P${step.name}`);
+              break;
+            case 'start':
+              if (client) {
+                const lobbyId = service.lobbyOf(client.id);
+                if (lobbyId) service.startMediation(client.token, lobbyId);
+              }
+              break;
+            case 'udp':
+              if (client) service.recordUdpAddress(client.token, endpoint(client.id));
+              break;
+            case 'success':
+              if (client) service.reportPeersConnected(client.token);
+              break;
+            case 'chat':
+              if (client) service.sendChat(client.token, service.lobbyOf(client.id) ?? 'none', 'hi');
+              break;
+            case 'advance':
+              clock.advance(step.ms);
+              break;
+          }
+          const counts = service.counts();
+          expect(counts.clients).toBe(live.size);
+          expect(counts.timers).toBeLessThanOrEqual(2 * counts.mediations);
+          if (counts.mediations === 0) expect(counts.timers).toBe(0);
+          expect(clock.pending).toBe(counts.timers);
+          for (const event of events.take()) expect(live.has(event.to)).toBe(true);
+        }
+        for (const client of clients) service.removeClient(client.id);
+        expect(service.counts()).toEqual({ clients: 0, lobbies: 0, mediations: 0, timers: 0 });
+        expect(clock.pending).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
