@@ -40,7 +40,8 @@ export class LineDecoder {
     }
     if (start < chunk.length) {
       if (this.pendingLength + (chunk.length - start) > this.maxLineLength) return this.fail(lines);
-      this.pending.push(chunk.subarray(start));
+      // Copy: a view would keep the whole (up to 64 KiB) socket chunk alive for a few bytes.
+      this.pending.push(Buffer.from(chunk.subarray(start)));
       this.pendingLength += chunk.length - start;
     }
     return { ok: true, lines };
