@@ -10,15 +10,24 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): Timer;
 }
 
+/** Node fires any delay above this after 1 ms (TimeoutOverflowWarning); `30d` is a valid duration. */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const handle = setTimeout(fn, ms);
-    handle.unref();
+    // Longer delays are waited for in steps of the longest delay Node supports.
+    let handle: NodeJS.Timeout;
+    const arm = (remaining: number) => {
+      const step = Math.min(remaining, MAX_TIMER_DELAY_MS);
+      handle = setTimeout(() => (remaining > step ? arm(remaining - step) : fn()), step);
+      handle.unref();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(handle) };
   },
   setInterval(fn, ms) {
-    const handle = setInterval(fn, ms);
+    const handle = setInterval(fn, Math.min(ms, MAX_TIMER_DELAY_MS));
     handle.unref();
     return { cancel: () => clearInterval(handle) };
   },

@@ -7,12 +7,17 @@ export function randomIdGenerator(alphabet: string, length: number): () => strin
   // Rejection sampling: use only bytes below the largest multiple of the alphabet size.
   const limit = 256 - (256 % chars.length);
   return () => {
+    // Count characters, not UTF-16 units: an alphabet may hold characters outside the BMP.
     let id = '';
-    while (id.length < length) {
-      const bytes = randomBytes(Math.ceil((length - id.length) * 1.6) + 8);
-      for (let i = 0; i < bytes.length && id.length < length; i++) {
+    let count = 0;
+    while (count < length) {
+      const bytes = randomBytes(Math.ceil((length - count) * 1.6) + 8);
+      for (let i = 0; i < bytes.length && count < length; i++) {
         const byte = bytes[i] as number;
-        if (byte < limit) id += chars[byte % chars.length];
+        if (byte < limit) {
+          id += chars[byte % chars.length];
+          count++;
+        }
       }
     }
     return id;
