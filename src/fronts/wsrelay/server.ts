@@ -24,6 +24,7 @@ interface Peer {
 /** Pings left unanswered before a peer counts as dead. */
 const MAX_MISSED_PINGS = 2;
 
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const CLOSE_NORMAL = 1000;
 const CLOSE_INVALID_DATA = 1007;
 const CLOSE_POLICY = 1008;
@@ -127,6 +128,11 @@ class WsRelayFront implements Front {
     const http = createServer((_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
       response.end('WebSocket only\n');
+    });
+    // Not HTTP at all: answer 400 and close our side fully instead of waiting for the peer.
+    http.on('clientError', (_err, socket: Duplex) => {
+      if (socket.writable) socket.end(BAD_REQUEST, () => socket.destroy());
+      else socket.destroy();
     });
     http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (this.stopped) return void socket.destroy();
