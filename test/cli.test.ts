@@ -1,0 +1,344 @@
+// The real entry point, spawned as users run it. `npm test` builds dist/ before vitest runs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { flagName, type OptionSpec } from '../src/config/option.js';
+import { OPTIONS } from '../src/config/schema.js';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const BIN = join(ROOT, 'dist', 'bin', 'noray.js');
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+const WAIT_MS = 20_000;
+
+/** Everything that binds a port: on an ephemeral port or off, on loopback. */
+const QUIET_PORTS: Record<string, string> = {
+  NORAY_SOCKET_HOST: '127.0.0.1',
+  NORAY_HTTP_HOST: '127.0.0.1',
+  NORAY_UDP_HOST: '127.0.0.1',
+  NORAY_LOBBY_HOST: '127.0.0.1',
+  NORAY_WSRELAY_HOST: '127.0.0.1',
+  NORAY_TCPRELAY_HOST: '127.0.0.1',
+  NORAY_SOCKET_PORT: '0',
+  NORAY_HTTP_PORT: '0',
+  NORAY_UDP_REGISTRAR_PORT: '0',
+  NORAY_UDP_RELAY_PORTS: 'off',
+  NORAY_LOBBY_HTTP_PORT: 'off',
+  NORAY_LOBBY_UDP_PORT: 'off',
+  NORAY_WSRELAY_PORT: 'off',
+  NORAY_TCPRELAY_PORT: 'off',
+};
+
+/** The parent's environment without any NORAY_* variable, so only what a test sets counts. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('NORAY_')) env[key] = value;
+  return { ...env, ...extra };
+}
+
+interface LogLine {
+  msg?: string;
+  [key: string]: unknown;
+}
+
+/** A spawned process with its output collected and waitable. */
+class Run {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: Array<() => void> = [];
+
+  constructor(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }) {
+    this.child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      this.stdout += text;
+      this.notify();
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      this.stderr += text;
+      this.notify();
+    });
+    this.exited = new Promise((resolveExit, reject) => {
+      this.child.on('error', reject);
+      this.child.on('close', (code, signal) => {
+        this.notify();
+        resolveExit({ code, signal });
+      });
+    });
+  }
+
+  /** JSON log lines printed so far. */
+  get logs(): LogLine[] {
+    return this.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as LogLine);
+  }
+
+  /** Resolves with the first JSON log line with this message, as soon as it is printed. */
+  async waitForLog(msg: string): Promise<LogLine> {
+    return this.waitFor(() => this.logs.find((line) => line.msg === msg), `log line "${msg}"`);
+  }
+
+  async exit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return withTimeout(this.exited, WAIT_MS, 'process exit');
+  }
+
+  private waitFor<T>(find: () => T | undefined, what: string): Promise<T> {
+    return new Promise<T>((resolveFound, reject) => {
+      const check = () => {
+        const found = find();
+        if (found !== undefined) {
+          clearTimeout(timer);
+          this.waiters = this.waiters.filter((w) => w !== check);
+          resolveFound(found);
+        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          clearTimeout(timer);
+          reject(new Error(`process ended before ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error(`timed out waiting for ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
+      }, WAIT_MS);
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  private notify(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const runs: Run[] = [];
+let cwd: string;
+
+function noray(args: string[], env: Record<string, string> = {}, options: { cwd?: string } = {}): Run {
+  const run = new Run(process.execPath, [BIN, ...args], { cwd: options.cwd ?? cwd, env: cleanEnv(env) });
+  runs.push(run);
+  return run;
+}
+
+/** Sends one line on the control channel and resolves with the first line of the answer. */
+function echo(port: number, text: string): Promise<string> {
+  return new Promise((resolveLine, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`echo ${text}\n`));
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      const end = received.indexOf('\n');
+      if (end >= 0) {
+        socket.destroy();
+        resolveLine(received.slice(0, end));
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run "npm run build" first (npm test does)`);
+});
+
+beforeEach(() => {
+  cwd = mkdtempSync(join(tmpdir(), 'noray-cli-'));
+});
+
+afterEach(async () => {
+  for (const run of runs.splice(0)) {
+    if (run.child.exitCode === null && run.child.signalCode === null) {
+      run.child.kill('SIGKILL');
+      await run.exited.catch(() => undefined);
+    }
+  }
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('noray --help and --version', () => {
+  it('--help lists every option with its flag, env name and default, and exits 0', async () => {
+    const run = noray(['--help']);
+    expect(await run.exit()).toEqual({ code: 0, signal: null });
+    expect(run.stdout).toMatch(/^Usage: noray/);
+    for (const option of Object.values(OPTIONS) as OptionSpec<unknown>[]) {
+      expect(run.stdout).toContain(`--${flagName(option)}`);
+      expect(run.stdout).toContain(`env ${option.env}, default ${JSON.stringify(option.default)}`);
+    }
+    expect(run.stderr).toBe('');
+  });
+
+  it('-h is --help', async () => {
+    const run = noray(['-h']);
+    expect((await run.exit()).code).toBe(0);
+    expect(run.stdout).toContain('--socket-port');
+  });
+
+  it('--version prints the package version and exits 0', async () => {
+    const run = noray(['--version']);
+    expect(await run.exit()).toEqual({ code: 0, signal: null });
+    expect(run.stdout).toBe(`${PKG.version}\n`);
+  });
+});
+
+describe('invalid configuration', () => {
+  it('an invalid env value exits 2 with a message naming the variable and the value', async () => {
+    const run = noray([], { ...QUIET_PORTS, NORAY_SOCKET_PORT: 'abc' });
+    const { code } = await run.exit();
+    expect(code).toBe(2);
+    expect(run.stderr).toContain('NORAY_SOCKET_PORT');
+    expect(run.stderr).toContain('abc');
+    expect(run.stdout).not.toContain('noray ready');
+  });
+
+  it('an invalid flag value exits 2 naming the variable, the flag and the value', async () => {
+    const run = noray(['--udp-relay-ports', '51200-49152'], QUIET_PORTS);
+    expect((await run.exit()).code).toBe(2);
+    expect(run.stderr).toMatch(/51200-49152.*NORAY_UDP_RELAY_PORTS.*--udp-relay-ports/);
+  });
+
+  it('an unknown flag exits non-zero with a message', async () => {
+    const run = noray(['--no-such-flag', '1'], QUIET_PORTS);
+    const { code } = await run.exit();
+    expect(code).not.toBe(0);
+    expect(code).toBe(2);
+    expect(run.stderr).toContain('--no-such-flag');
+    expect(run.stderr).toContain('--help');
+  });
+
+  it('a missing --env-file exits non-zero naming the file', async () => {
+    const run = noray(['--env-file', 'nope.env'], QUIET_PORTS);
+    const { code } = await run.exit();
+    // Node 20/22 itself looks at a script argument named --env-file (nodejs/node#54232) and
+    // exits 9 with "node: nope.env: not found" before noray runs; noray's own check exits 2.
+    expect([2, 9]).toContain(code);
+    expect(run.stderr).toContain('nope.env');
+    expect(run.stdout).not.toContain('noray ready');
+  });
+});
+
+describe('running', () => {
+  async function startAndStop(signal: NodeJS.Signals, run: Run): Promise<LogLine> {
+    const ready = await run.waitForLog('noray ready');
+    run.child.kill(signal);
+    const started = Date.now();
+    expect(await run.exit()).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(run.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ signal });
+    expect(run.logs.at(-1)?.msg).toBe('noray stopped');
+    return ready;
+  }
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'starts on ephemeral ports, reports them, serves, and stops with exit 0 on %s',
+    async (signal) => {
+      const run = noray([], QUIET_PORTS);
+      const config = await run.waitForLog('effective config');
+      expect(config.config).toMatchObject({
+        socketHost: '127.0.0.1',
+        socketPort: 0,
+        httpPort: 0,
+        udpRegistrarPort: 0,
+        udpRelayPorts: null,
+        lobbyHttpPort: null,
+        wsrelayPort: null,
+        tcprelayPort: null,
+        oidLength: 21,
+        udpRelayTimeout: 30_000,
+      });
+
+      const ready = await run.waitForLog('noray ready');
+      const ports = ready.ports as Record<string, Record<string, number>>;
+      const control = ports.noray?.control;
+      const registrar = ports.noray?.registrar;
+      const http = ports.ops?.http;
+      for (const port of [control, registrar, http]) {
+        expect(port).toBeGreaterThan(0);
+        expect(port).toBeLessThan(65536);
+      }
+      expect(ports.noray?.relay).toBeUndefined();
+      expect(Object.keys(ports).sort()).toEqual(['noray', 'ops']);
+
+      // The reported ports are the live ones.
+      expect(await echo(control as number, 'hello cli')).toBe('echo hello cli');
+      const health = await fetch(`http://127.0.0.1:${http}/health`);
+      expect(health.status).toBe(200);
+
+      // An idle game connection (clients keep it open all game) must not hold up the stop.
+      const idle = connect({ host: '127.0.0.1', port: control as number });
+      const idleClosed = new Promise<void>((resolveClosed) => idle.on('close', () => resolveClosed()));
+      idle.on('error', () => undefined);
+      await new Promise<void>((resolveConnected) => idle.on('connect', () => resolveConnected()));
+
+      await startAndStop(signal, run);
+      await withTimeout(idleClosed, WAIT_MS, 'the idle connection to close');
+      expect(run.stderr).toBe('');
+    },
+    60_000,
+  );
+
+  it('honours a .env file in the working directory; the environment beats it', async () => {
+    const dotenv = Object.entries({ ...QUIET_PORTS, NORAY_OID_LENGTH: '12', NORAY_PID_LENGTH: '40' })
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n');
+    writeFileSync(join(cwd, '.env'), `# test\n${dotenv}\n`);
+    const run = noray([], { NORAY_PID_LENGTH: '50' });
+    const config = await run.waitForLog('effective config');
+    expect(config.config).toMatchObject({ socketPort: 0, udpRelayPorts: null, oidLength: 12, pidLength: 50 });
+    await startAndStop('SIGTERM', run);
+  }, 60_000);
+
+  it('an invalid value in .env is reported as from .env', async () => {
+    writeFileSync(join(cwd, '.env'), 'NORAY_UDP_RELAY_TIMEOUT=soon\n');
+    const run = noray([], QUIET_PORTS);
+    expect((await run.exit()).code).toBe(2);
+    expect(run.stderr).toMatch(/"soon".*NORAY_UDP_RELAY_TIMEOUT.*\.env/);
+  });
+
+  it('--env-file reads the named file instead of ./.env; flags beat it', async () => {
+    writeFileSync(join(cwd, '.env'), 'NORAY_SOCKET_PORT=not-read\n');
+    mkdirSync(join(cwd, 'conf'));
+    const file = Object.entries({ ...QUIET_PORTS, NORAY_OID_LENGTH: '9', NORAY_LOGLEVEL: 'info' })
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n');
+    writeFileSync(join(cwd, 'conf', 'test.env'), file);
+    const run = noray(['--env-file', 'conf/test.env', '--oid-length', '10']);
+    const config = await run.waitForLog('effective config');
+    expect(config.config).toMatchObject({ socketPort: 0, oidLength: 10 });
+    await startAndStop('SIGINT', run);
+  }, 60_000);
+});
+
+describe('npx noray', () => {
+  it('runs the package bin from the repository root', async () => {
+    const run = new Run('npx', ['--no-install', 'noray', '--help'], { cwd: ROOT, env: cleanEnv() });
+    runs.push(run);
+    const { code } = await withTimeout(run.exited, 60_000, 'npx noray --help');
+    expect(code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('Usage: noray');
+    expect(run.stdout).toContain('NORAY_SOCKET_PORT');
+  }, 90_000);
+
+  it('the bin starts with a node shebang', () => {
+    expect(readFileSync(BIN, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+});
+
+afterAll(() => {
+  for (const run of runs) run.child.kill('SIGKILL');
+});
