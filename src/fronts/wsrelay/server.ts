@@ -14,6 +14,9 @@ type PeerState = 'login' | 'server' | 'client' | 'gone';
 
 interface Peer {
   readonly ws: WebSocket;
+  /** The upgraded TCP socket under `ws`, corked while a burst of sends is collected. */
+  readonly socket: Duplex;
+  corked: boolean;
   state: PeerState;
   room: Room<Outgoing> | null;
   member: Member<Outgoing> | null;
@@ -24,6 +27,8 @@ interface Peer {
 /** Pings left unanswered before a peer counts as dead. */
 const MAX_MISSED_PINGS = 2;
 
+/** Corked bytes that make a peer's socket flush before the end of the burst. */
+const CORK_FLUSH_BYTES = 64 * 1024;
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const CLOSE_NORMAL = 1000;
 const CLOSE_INVALID_DATA = 1007;
@@ -136,7 +141,7 @@ class WsRelayFront implements Front {
     });
     http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (this.stopped) return void socket.destroy();
-      wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+      wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket));
     });
     this.wss = wss;
     this.http = http;
@@ -180,8 +185,8 @@ class WsRelayFront implements Front {
     return { connections: this.peers.size, rooms, clients: members };
   }
 
-  private accept(ws: WebSocket): void {
-    const peer: Peer = { ws, state: 'login', room: null, member: null, missed: 0 };
+  private accept(ws: WebSocket, socket: Duplex): void {
+    const peer: Peer = { ws, socket, corked: false, state: 'login', room: null, member: null, missed: 0 };
     if (this.stopped) return void ws.terminate();
     this.peers.add(peer);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(peer, data as Buffer, isBinary));
@@ -257,8 +262,31 @@ class WsRelayFront implements Front {
     const ws = peer.ws;
     if (peer.state === 'gone' || ws.readyState !== WebSocket.OPEN) return;
     if (ws.bufferedAmount > this.sendLimit) return this.drop(peer, 'slow', 'terminate');
+    // A fan-out sends one frame per client per message; corking until the burst is over turns
+    // many small writes into one writev per client.
+    if (!peer.corked) {
+      peer.corked = true;
+      peer.socket.cork();
+      this.corked.push(peer);
+      if (this.corked.length === 1) setImmediate(this.uncorkAll);
+    }
     ws.send(message, { binary: false });
+    // Big bursts go out at once, so the slow-peer check above only sees what the kernel refused.
+    if (peer.corked && peer.socket.writableLength >= CORK_FLUSH_BYTES) {
+      peer.corked = false;
+      peer.socket.uncork();
+    }
   }
+
+  private readonly corked: Peer[] = [];
+  private readonly uncorkAll = (): void => {
+    for (const peer of this.corked) {
+      if (!peer.corked) continue;
+      peer.corked = false;
+      peer.socket.uncork();
+    }
+    this.corked.length = 0;
+  };
 
   /** The room closed because its server left: close this client without a notice. */
   private released(peer: Peer): void {
