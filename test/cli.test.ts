@@ -1,7 +1,7 @@
 // The real entry point, spawned as users run it. `npm test` builds dist/ before vitest runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -291,6 +291,21 @@ describe('running', () => {
     },
     60_000,
   );
+
+  it('a port already in use exits 1 with a fatal log line, releasing what it bound', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolveListening) => blocker.listen(0, '127.0.0.1', resolveListening));
+    try {
+      const taken = (blocker.address() as AddressInfo).port;
+      const run = noray([], { ...QUIET_PORTS, NORAY_SOCKET_PORT: String(taken) });
+      expect((await run.exit()).code).toBe(1);
+      const fatal = run.logs.find((line) => line.msg === 'could not start');
+      expect(JSON.stringify(fatal)).toContain('EADDRINUSE');
+      expect(run.stdout).not.toContain('noray ready');
+    } finally {
+      await new Promise((resolveClosed) => blocker.close(resolveClosed));
+    }
+  }, 60_000);
 
   it('honours a .env file in the working directory; the environment beats it', async () => {
     const dotenv = Object.entries({ ...QUIET_PORTS, NORAY_OID_LENGTH: '12', NORAY_PID_LENGTH: '40' })

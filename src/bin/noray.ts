@@ -46,11 +46,13 @@ async function main(): Promise<number> {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
+    // pino writes asynchronously: exit only once the last lines ("noray stopped") are out.
+    const exit = (code: number) => app.logger.flush(() => process.exit(code));
     app.stop().then(
-      () => process.exit(0),
+      () => exit(0),
       (error: unknown) => {
         app.logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
