@@ -163,8 +163,10 @@ class WsRelayFront implements Front {
     if (this.stopped) return;
     this.stopped = true;
     this.pinger?.cancel();
-    for (const peer of this.peers) this.drop(peer, 'shutdown', 'terminate', false);
+    for (const peer of this.peers) this.drop(peer, 'shutdown', 'none', false);
     this.rooms.closeAll();
+    // Also the peers already waiting for a close handshake: stop() does not wait for anyone.
+    for (const peer of this.peers) peer.ws.terminate();
     const http = this.http;
     if (http !== null) {
       await new Promise<void>((resolve) => {
