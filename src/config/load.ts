@@ -36,7 +36,7 @@ export function parseCli(argv: readonly string[]): CliRequest {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
-    'env-file': { type: 'string' },
+    dotenv: { type: 'string' },
   };
   for (const key of KEYS) {
     for (const flag of [flagName(spec(key)), ...(spec(key).aliases ?? [])]) {
@@ -58,7 +58,7 @@ export function parseCli(argv: readonly string[]): CliRequest {
   return {
     help: values.help === true,
     version: values.version === true,
-    envFile: typeof values['env-file'] === 'string' ? values['env-file'] : undefined,
+    envFile: typeof values.dotenv === 'string' ? values.dotenv : undefined,
     flags,
   };
 }
@@ -151,7 +151,7 @@ export function helpText(): string {
     '',
     '  -h, --help              show this help',
     '  -v, --version           print the version',
-    '      --env-file PATH     read this dotenv file instead of ./.env',
+    '      --dotenv PATH       read this dotenv file instead of ./.env',
     '',
   ];
   for (const key of KEYS) {

@@ -9,6 +9,7 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       // Secrets are masked where they are logged; this catches any that slip into a log object.
       redact: { paths: ['pid', 'token', '*.pid', '*.token', 'secret', '*.secret'], censor: '<redacted>' },
     },
-    destination,
+    // Synchronous stdout: log lines keep their order and none is lost when the process exits.
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }

@@ -202,12 +202,12 @@ describe('parseCli', () => {
     }
   });
 
-  it('reads --help/-h, --version/-v and --env-file', () => {
+  it('reads --help/-h, --version/-v and --dotenv', () => {
     expect(parseCli(['--help']).help).toBe(true);
     expect(parseCli(['-h']).help).toBe(true);
     expect(parseCli(['--version']).version).toBe(true);
     expect(parseCli(['-v']).version).toBe(true);
-    expect(parseCli(['--env-file', 'prod.env']).envFile).toBe('prod.env');
+    expect(parseCli(['--dotenv', 'prod.env']).envFile).toBe('prod.env');
   });
 
   it('flags feed resolveConfig', () => {
@@ -342,10 +342,10 @@ describe('helpText', () => {
     }
   });
 
-  it('lists --help, --version and --env-file and the precedence', () => {
+  it('lists --help, --version and --dotenv and the precedence', () => {
     expect(help).toMatch(/--help/);
     expect(help).toMatch(/--version/);
-    expect(help).toMatch(/--env-file/);
+    expect(help).toMatch(/--dotenv/);
     expect(help).toMatch(/flag > environment > \.env file > default/);
   });
 });
