@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runs } from '../helpers/fuzz.js';
 import {
   ConfigValueError,
   parseBoolean,
@@ -405,7 +406,7 @@ describe('properties', () => {
       fc.property(fc.oneof(fc.string({ unit: 'binary' }), grammarish), (raw) => {
         onlyValueErrors(() => parse(raw));
       }),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 
@@ -422,7 +423,7 @@ describe('properties', () => {
           }
         }
       }),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 

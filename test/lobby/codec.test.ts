@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runs } from '../helpers/fuzz.js';
 import { decodeMessage, encodeMessage } from '../../src/fronts/lobby/codec.js';
 
 describe('lobby codec', () => {
@@ -68,7 +69,7 @@ describe('lobby codec properties', () => {
         const result = decodeMessage(input);
         expect(typeof result.ok).toBe('boolean');
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -78,7 +79,7 @@ describe('lobby codec properties', () => {
         const result = decodeMessage(input);
         expect(typeof result.ok).toBe('boolean');
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -88,7 +89,7 @@ describe('lobby codec properties', () => {
         const result = decodeMessage(`${m}:${b64}`);
         if (result.ok) expect(result.method).toBe(m);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -100,7 +101,7 @@ describe('lobby codec properties', () => {
         expect(decodeMessage(encoded)).toEqual({ ok: true, method: m, payload: expected });
         expect(decodeMessage(Buffer.from(encoded, 'utf8'))).toEqual({ ok: true, method: m, payload: expected });
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 });

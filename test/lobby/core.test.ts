@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runs } from '../helpers/fuzz.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Endpoint } from '../../src/core/endpoint.js';
 import {
@@ -445,7 +446,7 @@ describe('LobbyService: random operation sequences', () => {
         expect(service.counts()).toEqual({ clients: 0, lobbies: 0, mediations: 0, timers: 0 });
         expect(clock.pending).toBe(0);
       }),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runs } from '../helpers/fuzz.js';
 import { encodeCommand, isValidCustomOid, LineDecoder, parseCommand } from '../../src/fronts/noray/codec.js';
 
 interface Decoded {
@@ -245,7 +246,7 @@ describe('LineDecoder', () => {
           expect(chopped.lines).toEqual(whole.lines);
           expect(chopped.error).toEqual(whole.error);
         }),
-        { numRuns: 1000 },
+        { numRuns: runs(1000) },
       );
     });
 
@@ -255,7 +256,7 @@ describe('LineDecoder', () => {
           const result = decode(m, chop(d, c));
           expect({ lines: result.lines, error: result.error }).toEqual(model(m, d));
         }),
-        { numRuns: 1000 },
+        { numRuns: runs(1000) },
       );
     });
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runs } from '../helpers/fuzz.js';
 import {
   decodeBody,
   DecodeError,
@@ -162,7 +163,7 @@ describe('FrameDecoder properties', () => {
           if (error !== null) expect(error).toBeInstanceOf(DecodeError);
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -172,7 +173,7 @@ describe('FrameDecoder properties', () => {
         const { frames, error } = decoder().push(withHeader(body));
         expect(frames.length + (error === null ? 0 : 1)).toBe(1);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -183,7 +184,7 @@ describe('FrameDecoder properties', () => {
         expect(error).toBeNull();
         expect(out).toEqual(frames);
       }),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 
@@ -207,7 +208,7 @@ describe('FrameDecoder properties', () => {
           expect(out).toEqual(frames);
         },
       ),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 

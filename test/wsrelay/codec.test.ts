@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { runs } from '../helpers/fuzz.js';
 import { frameText, notice, parseLogin, stampClientId, targetOf } from '../../src/fronts/wsrelay/codec.js';
 
 describe('parseLogin', () => {
@@ -122,7 +123,7 @@ describe('wsrelay codec properties', () => {
         targetOf(text);
         stampClientId(text, id);
       }),
-      { numRuns: 3000 },
+      { numRuns: runs(3000) },
     );
   });
 
@@ -132,7 +133,7 @@ describe('wsrelay codec properties', () => {
         const text = frameText(data);
         if (text !== null) parseLogin(text);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -144,7 +145,7 @@ describe('wsrelay codec properties', () => {
         const parsed = JSON.parse((out as { text: string }).text) as Record<string, unknown>;
         expect(parsed).toEqual({ ...JSON.parse(JSON.stringify(object)), client_id: id });
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
@@ -154,7 +155,7 @@ describe('wsrelay codec properties', () => {
         const text = `{"n":[${numbers.join(',')}]}`;
         expect(stampClientId(text, 'x')).toEqual({ kind: 'object', text: `{"n":[${numbers.join(',')}],"client_id":"x"}` });
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
@@ -164,7 +165,7 @@ describe('wsrelay codec properties', () => {
         const target = targetOf(JSON.stringify({ ...object, receiver_id: receiver }));
         expect(target).toEqual(typeof receiver === 'string' ? { kind: 'id', id: receiver } : { kind: 'none' });
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
@@ -184,7 +185,7 @@ describe('wsrelay codec properties', () => {
         }
         expect(stampClientId(text, 'x').kind !== 'invalid').toBe(valid);
       }),
-      { numRuns: 3000 },
+      { numRuns: runs(3000) },
     );
   });
 });
