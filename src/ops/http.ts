@@ -8,6 +8,14 @@ function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
 }
 
+/** Memory and live libuv resources (sockets, timers...) by type: for soak runs and leak hunts. */
+function processInfo() {
+  const { rss, heapUsed, heapTotal, external } = process.memoryUsage();
+  const activeResources: Record<string, number> = {};
+  for (const type of process.getActiveResourcesInfo()) activeResources[type] = (activeResources[type] ?? 0) + 1;
+  return { memory: { rss, heapUsed, heapTotal, external }, activeResources };
+}
+
 export interface OpsServerOptions {
   host: string;
   port: number;
@@ -30,6 +38,7 @@ export class OpsServer {
       fronts: Object.fromEntries(
         options.fronts().map((front) => [front.name, { ports: shortPorts(front.ports()), stats: front.stats() }]),
       ),
+      process: processInfo(),
     }));
     this.app.get('/metrics', async (_request, reply) => {
       const body = await options.metrics.metrics();
