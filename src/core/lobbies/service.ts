@@ -1,4 +1,5 @@
 import type { Clock, Timer } from '../clock.js';
+import { SessionDirectory, type Session } from '../directory.js';
 import type { Endpoint } from '../endpoint.js';
 import { randomIdGenerator, randomToken } from '../ids.js';
 import { ABORT_REASONS, type AbortCause, type ClientId, type LobbyEvents } from './events.js';
@@ -67,9 +68,9 @@ export interface JoinedLobby {
   readonly host: string;
 }
 
-interface Client {
+/** A connected client: found by its secret token, or by its internal id as the public id. */
+interface Client extends Session {
   readonly id: ClientId;
-  readonly token: string;
   lobby: Lobby | null;
   /** Name in the current lobby. */
   name: string;
@@ -101,8 +102,7 @@ const MAX_LOBBY_ID_ATTEMPTS = 64;
  * Every operation returns a result; nothing here throws on client input.
  */
 export class LobbyService {
-  private readonly clients = new Map<ClientId, Client>();
-  private readonly clientsByToken = new Map<string, Client>();
+  private clients = new SessionDirectory<Client>();
   private readonly lobbies = new Map<string, Lobby>();
   private readonly timers: TrackedTimers;
   private readonly newLobbyId: () => string;
@@ -122,31 +122,30 @@ export class LobbyService {
   }
 
   registerClient(): { id: ClientId; token: string } {
-    let token = this.newToken();
-    while (this.clientsByToken.has(token)) token = this.newToken();
-    const client: Client = { id: this.nextClientId++, token, lobby: null, name: '' };
-    this.clients.set(client.id, client);
-    this.clientsByToken.set(token, client);
-    return { id: client.id, token };
+    const id = this.nextClientId++;
+    let client: Client;
+    do {
+      client = { id, publicId: String(id), secret: this.newToken(), lobby: null, name: '' };
+    } while (!this.clients.add(client));
+    return { id, token: client.secret };
   }
 
   /** The client is gone: it leaves its lobby (closing it if it was the host). */
   removeClient(id: ClientId): void {
-    const client = this.clients.get(id);
+    const client = this.clients.byPublicId(String(id));
     if (!client) return;
     this.leaveLobby(client);
-    this.clients.delete(id);
-    this.clientsByToken.delete(client.token);
+    this.clients.remove(client);
   }
 
   /** The internal id of the client holding `token`, if any. */
   clientIdOf(token: string): ClientId | undefined {
-    return this.clientsByToken.get(token)?.id;
+    return this.clients.bySecret(token)?.id;
   }
 
   /** The id of the lobby the client is in, if any. */
   lobbyOf(id: ClientId): string | undefined {
-    return this.clients.get(id)?.lobby?.id;
+    return this.clients.byPublicId(String(id))?.lobby?.id;
   }
 
   publicLobbies(): PublicLobby[] {
@@ -159,7 +158,7 @@ export class LobbyService {
   }
 
   createLobby(token: string, request: CreateLobbyRequest): LobbyResult<{ lobbyName: string; lobbyId: string }> {
-    const client = this.clientsByToken.get(token);
+    const client = this.clients.bySecret(token);
     if (!client) return { ok: false, error: 'unregistered' };
     if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyCreate);
     const lobbyId = this.freshLobbyId();
@@ -180,7 +179,7 @@ export class LobbyService {
   }
 
   joinLobby(token: string, lobbyId: string, peerName: string): LobbyResult<JoinedLobby> {
-    const client = this.clientsByToken.get(token);
+    const client = this.clients.bySecret(token);
     if (!client) return { ok: false, error: 'unregistered' };
     if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyJoin);
     const lobby = this.lobbies.get(lobbyId);
@@ -206,7 +205,7 @@ export class LobbyService {
 
   /** Chat from a member to every member of its lobby, sender included. False when ignored. */
   sendChat(token: string, lobbyId: string, message: string): boolean {
-    const client = this.clientsByToken.get(token);
+    const client = this.clients.bySecret(token);
     const lobby = client?.lobby;
     if (!client || !lobby || lobby.id !== lobbyId) return false;
     const chat = { timestamp: this.options.clock.now(), senderName: client.name, message };
@@ -215,7 +214,7 @@ export class LobbyService {
   }
 
   startMediation(token: string, lobbyId: string): LobbyResult<void> {
-    const client = this.clientsByToken.get(token);
+    const client = this.clients.bySecret(token);
     if (!client) return { ok: false, error: 'unregistered' };
     const lobby = this.lobbies.get(lobbyId);
     if (!lobby) return conflict(CONFLICTS.lobbyMissing(lobbyId));
@@ -245,7 +244,7 @@ export class LobbyService {
    * collected; a repeat before capture completes replaces the address (the NAT mapping may have changed).
    */
   recordUdpAddress(token: string, endpoint: Endpoint): boolean {
-    const client = this.clientsByToken.get(token);
+    const client = this.clients.bySecret(token);
     const lobby = client?.lobby;
     const mediation = lobby?.mediation;
     if (!client || !lobby || !mediation || mediation.stage !== 'collecting') return false;
@@ -268,7 +267,7 @@ export class LobbyService {
 
   /** A member reached its peers. Accepted only after peersConnection_start went out. */
   reportPeersConnected(token: string): boolean {
-    const client = this.clientsByToken.get(token);
+    const client = this.clients.bySecret(token);
     const lobby = client?.lobby;
     const mediation = lobby?.mediation;
     if (!client || !lobby || !mediation || mediation.stage !== 'connecting') return false;
@@ -289,8 +288,7 @@ export class LobbyService {
     this.timers.cancelAll();
     for (const lobby of this.lobbies.values()) lobby.mediation = null;
     this.lobbies.clear();
-    this.clients.clear();
-    this.clientsByToken.clear();
+    this.clients = new SessionDirectory<Client>();
   }
 
   private leaveLobby(client: Client): void {
