@@ -2,7 +2,8 @@ import type { Clock, Timer } from '../clock.js';
 import { SessionDirectory, type Session } from '../directory.js';
 import type { Endpoint } from '../endpoint.js';
 import { randomIdGenerator, randomToken } from '../ids.js';
-import { ABORT_REASONS, type AbortCause, type ClientId, type LobbyEvents } from './events.js';
+import { Room, type Member } from '../rooms.js';
+import { ABORT_REASONS, type AbortCause, type ChatMessage, type ClientId, type LobbyEvents } from './events.js';
 import { TrackedTimers } from './timers.js';
 
 export const LOBBY_ID_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -72,9 +73,20 @@ export interface JoinedLobby {
 interface Client extends Session {
   readonly id: ClientId;
   lobby: Lobby | null;
+  /** The client's place in its lobby's room; null when in no lobby. */
+  seat: Member<LobbyMessage> | null;
   /** Name in the current lobby. */
   name: string;
 }
+
+/** What goes through a lobby's room; each member's seat turns it into a LobbyEvents call. */
+type LobbyMessage =
+  | { readonly kind: 'peerJoined' | 'peerLeft'; readonly peerName: string }
+  | { readonly kind: 'chat'; readonly chat: ChatMessage }
+  | { readonly kind: 'udpRequested' }
+  | { readonly kind: 'peersStart'; readonly peers: readonly Endpoint[] }
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'aborted'; readonly reason: string };
 
 interface Mediation {
   stage: 'collecting' | 'connecting';
@@ -89,8 +101,10 @@ interface Lobby {
   readonly isPublic: boolean;
   readonly maxMembers: number;
   readonly host: Client;
-  /** Join order, host first. */
+  /** Join order, host first (the spec's member lists and peers lists follow it). */
   readonly members: Client[];
+  /** Fan-out to the members; closing it tells each remaining member lobby_closed. */
+  readonly room: Room<LobbyMessage>;
   /** Non-null while mediation is under way: the lobby is then locked. */
   mediation: Mediation | null;
 }
@@ -125,7 +139,7 @@ export class LobbyService {
     const id = this.nextClientId++;
     let client: Client;
     do {
-      client = { id, publicId: String(id), secret: this.newToken(), lobby: null, name: '' };
+      client = { id, publicId: String(id), secret: this.newToken(), lobby: null, seat: null, name: '' };
     } while (!this.clients.add(client));
     return { id, token: client.secret };
   }
@@ -169,12 +183,12 @@ export class LobbyService {
       isPublic: request.isPublic,
       maxMembers: request.maxMembers,
       host: client,
-      members: [client],
+      members: [],
+      room: new Room<LobbyMessage>(lobbyId, null),
       mediation: null,
     };
     this.lobbies.set(lobbyId, lobby);
-    client.lobby = lobby;
-    client.name = request.hostName;
+    this.seat(client, lobby, request.hostName);
     return { ok: true, value: { lobbyName: lobby.name, lobbyId } };
   }
 
@@ -188,10 +202,8 @@ export class LobbyService {
     if (lobby.members.length >= lobby.maxMembers) return conflict(CONFLICTS.lobbyFull);
     if (lobby.members.some((member) => member.name === peerName)) return conflict(CONFLICTS.nameTaken);
 
-    for (const member of lobby.members) this.options.events.peerJoined(member.id, lobby.id, peerName);
-    lobby.members.push(client);
-    client.lobby = lobby;
-    client.name = peerName;
+    lobby.room.broadcast({ kind: 'peerJoined', peerName });
+    this.seat(client, lobby, peerName);
     return {
       ok: true,
       value: {
@@ -209,7 +221,7 @@ export class LobbyService {
     const lobby = client?.lobby;
     if (!client || !lobby || lobby.id !== lobbyId) return false;
     const chat = { timestamp: this.options.clock.now(), senderName: client.name, message };
-    for (const member of lobby.members) this.options.events.chatReceived(member.id, lobby.id, chat);
+    lobby.room.broadcast({ kind: 'chat', chat }, client.seat);
     return true;
   }
 
@@ -229,13 +241,13 @@ export class LobbyService {
     mediation.timers.push(
       this.timers.interval(() => {
         for (const member of lobby.members) {
-          if (!mediation.addresses.has(member.id)) events.udpAddressRequested(member.id, lobby.id);
+          if (!mediation.addresses.has(member.id)) lobby.room.toId(member.publicId, { kind: 'udpRequested' });
         }
       }, timing.connectRequestIntervalMs),
       this.timers.timeout(() => this.abortMediation(lobby, 'serverConnectTimeout'), timing.serverConnectTimeoutMs),
     );
     events.mediationStarted?.(lobby.id, lobby.members.length);
-    for (const member of lobby.members) events.udpAddressRequested(member.id, lobby.id);
+    lobby.room.broadcast({ kind: 'udpRequested' });
     return { ok: true, value: undefined };
   }
 
@@ -253,12 +265,13 @@ export class LobbyService {
 
     this.cancelTimers(mediation);
     mediation.stage = 'connecting';
-    const { events, timing } = this.options;
+    const { room, host } = lobby;
     const addressOf = (member: Client): Endpoint => mediation.addresses.get(member.id) as Endpoint;
-    const others = lobby.members.filter((member) => member !== lobby.host);
-    events.peersConnectionStart(lobby.host.id, others.map(addressOf));
-    const hostAddress = [addressOf(lobby.host)];
-    for (const member of others) events.peersConnectionStart(member.id, hostAddress);
+    const others = lobby.members.filter((member) => member !== host);
+    room.toId(host.publicId, { kind: 'peersStart', peers: others.map(addressOf) });
+    const toHost = { kind: 'peersStart', peers: [addressOf(host)] } as const;
+    for (const member of others) room.toId(member.publicId, toHost);
+    const { timing } = this.options;
     mediation.timers.push(
       this.timers.timeout(() => this.abortMediation(lobby, 'connectTimeout'), timing.connectTimeoutMs),
     );
@@ -276,10 +289,9 @@ export class LobbyService {
 
     this.cancelTimers(mediation);
     lobby.mediation = null;
-    const { events } = this.options;
-    events.mediationEnded?.(lobby.id, 'succeeded');
-    for (const member of lobby.members) events.mediationSucceeded(member.id);
-    this.closeLobby(lobby, lobby.members);
+    this.options.events.mediationEnded?.(lobby.id, 'succeeded');
+    lobby.room.broadcast({ kind: 'succeeded' });
+    this.closeLobby(lobby);
     return true;
   }
 
@@ -295,20 +307,21 @@ export class LobbyService {
     const lobby = client.lobby;
     if (!lobby) return;
     client.lobby = null;
+    if (client.seat) lobby.room.leave(client.seat);
+    client.seat = null;
     const index = lobby.members.indexOf(client);
     if (index >= 0) lobby.members.splice(index, 1);
-    const { events } = this.options;
 
     if (lobby.host === client) {
       if (lobby.mediation) {
         this.cancelTimers(lobby.mediation);
         lobby.mediation = null;
-        events.mediationEnded?.(lobby.id, 'hostLeft');
+        this.options.events.mediationEnded?.(lobby.id, 'hostLeft');
       }
-      this.closeLobby(lobby, lobby.members);
+      this.closeLobby(lobby);
       return;
     }
-    for (const member of lobby.members) events.peerLeft(member.id, lobby.id, client.name);
+    lobby.room.broadcast({ kind: 'peerLeft', peerName: client.name });
     if (lobby.mediation) this.abortMediation(lobby, 'membersChanged');
   }
 
@@ -317,18 +330,52 @@ export class LobbyService {
     if (!mediation) return;
     this.cancelTimers(mediation);
     lobby.mediation = null;
-    const { events } = this.options;
-    events.mediationEnded?.(lobby.id, cause);
-    for (const member of lobby.members) events.mediationAborted(member.id, ABORT_REASONS[cause]);
+    this.options.events.mediationEnded?.(lobby.id, cause);
+    lobby.room.broadcast({ kind: 'aborted', reason: ABORT_REASONS[cause] });
   }
 
-  private closeLobby(lobby: Lobby, notify: readonly Client[]): void {
+  /** Unlists the lobby; closing its room releases every remaining member with lobby_closed. */
+  private closeLobby(lobby: Lobby): void {
     this.lobbies.delete(lobby.id);
-    for (const member of [...notify]) {
-      member.lobby = null;
-      this.options.events.lobbyClosed(member.id, lobby.id, lobby.name);
-    }
+    lobby.room.close();
     lobby.members.length = 0;
+  }
+
+  /** Puts the client in the lobby (last in join order) with a seat that speaks LobbyEvents. */
+  private seat(client: Client, lobby: Lobby, name: string): void {
+    const { events } = this.options;
+    const to = client.id;
+    const seat: Member<LobbyMessage> = {
+      id: client.publicId,
+      deliver(message) {
+        switch (message.kind) {
+          case 'peerJoined':
+            return events.peerJoined(to, lobby.id, message.peerName);
+          case 'peerLeft':
+            return events.peerLeft(to, lobby.id, message.peerName);
+          case 'chat':
+            return events.chatReceived(to, lobby.id, message.chat);
+          case 'udpRequested':
+            return events.udpAddressRequested(to, lobby.id);
+          case 'peersStart':
+            return events.peersConnectionStart(to, message.peers);
+          case 'succeeded':
+            return events.mediationSucceeded(to);
+          case 'aborted':
+            return events.mediationAborted(to, message.reason);
+        }
+      },
+      released() {
+        client.lobby = null;
+        client.seat = null;
+        events.lobbyClosed(to, lobby.id, lobby.name);
+      },
+    };
+    lobby.room.join(seat);
+    lobby.members.push(client);
+    client.lobby = lobby;
+    client.seat = seat;
+    client.name = name;
   }
 
   private cancelTimers(mediation: Mediation): void {
