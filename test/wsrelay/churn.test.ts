@@ -94,6 +94,6 @@ describe('wsrelay churn', () => {
     }
     expect(connections).toBeGreaterThan(2000);
     const front = app.front('wsrelay')!;
-    await expect.poll(() => front.stats(), { timeout: 10_000 }).toEqual({ connections: 0, rooms: 0, clients: 0 });
+    await expect.poll(() => front.stats(), { timeout: 10_000 }).toEqual({ connections: 0, rooms: 0, clients: 0, admitted: 0 });
   });
 });

@@ -3,6 +3,9 @@ import type { Duplex } from 'node:stream';
 import { Counter, Gauge } from 'prom-client';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Timer } from '../../core/clock.js';
+import { normalizeAddress } from '../../core/endpoint.js';
+import { ConnectionGate, type GateVerdict } from '../../core/limits/connection-gate.js';
+import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { Rooms, type Member, type Room } from '../../core/rooms.js';
 import type { Front, FrontDeps } from '../front.js';
 import { frameText, notice, parseLogin, stampClientId, targetOf } from './codec.js';
@@ -16,6 +19,12 @@ interface Peer {
   readonly ws: WebSocket;
   /** The upgraded TCP socket under `ws`, corked while a burst of sends is collected. */
   readonly socket: Duplex;
+  /** Source address, as counted by the connection gate and named in limit reports. */
+  readonly ip: string;
+  /** Messages this peer may still send (every message counts, the login too; fan-out does not). */
+  readonly bucket: TokenBucket;
+  /** Closes the peer if it has not logged in by then; null once logged in or gone. */
+  loginTimer: Timer | null;
   corked: boolean;
   state: PeerState;
   room: Room<Outgoing> | null;
@@ -30,7 +39,14 @@ const MAX_MISSED_PINGS = 2;
 /** Corked bytes that make a peer's socket flush before the end of the burst. */
 const CORK_FLUSH_BYTES = 64 * 1024;
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+const BUSY_BODY = 'Server busy: too many connections\n';
+const BUSY =
+  'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n' +
+  `Content-Length: ${BUSY_BODY.length}\r\n\r\n${BUSY_BODY}`;
 const CLOSE_NORMAL = 1000;
+const CLOSE_GOING_AWAY = 1001;
+/** On stop(), how long close handshakes may take before the remaining peers are cut off. */
+const SHUTDOWN_GRACE_MS = 1000;
 const CLOSE_INVALID_DATA = 1007;
 const CLOSE_POLICY = 1008;
 
@@ -45,6 +61,9 @@ type CloseReason =
   | 'dead'
   | 'too_large'
   | 'protocol_error'
+  | 'login_timeout'
+  | 'message_rate'
+  | 'max_rooms'
   | 'shutdown';
 
 export function createWsRelayFront(deps: FrontDeps): Front {
@@ -59,6 +78,8 @@ class WsRelayFront implements Front {
   private readonly maxMessage: number;
   private readonly sendLimit: number;
   private readonly pingInterval: number;
+  /** Counts every upgraded connection from its upgrade request until its socket closes. */
+  private readonly gate: ConnectionGate;
   private http: Server | null = null;
   private wss: WebSocketServer | null = null;
   private pinger: Timer | null = null;
@@ -73,6 +94,7 @@ class WsRelayFront implements Front {
     this.maxMessage = deps.config.wsrelayMaxMessageSize;
     this.sendLimit = deps.config.wsrelaySendBuffer;
     this.pingInterval = deps.config.wsrelayPingInterval;
+    this.gate = new ConnectionGate(deps.config.maxConnections, deps.config.maxConnectionsPerIp);
     const registers = [deps.metrics];
     const peers = this.peers;
     const rooms = this.rooms;
@@ -140,8 +162,14 @@ class WsRelayFront implements Front {
       else socket.destroy();
     });
     http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.stopped) return void socket.destroy();
-      wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket));
+      // A socket already closed would never emit the 'close' that releases its gate slot.
+      if (this.stopped || socket.destroyed) return void socket.destroy();
+      const ip = normalizeAddress(request.socket.remoteAddress ?? '?');
+      const verdict = this.gate.admit(ip);
+      if (verdict !== 'ok') return this.refuse(socket, ip, verdict);
+      // Released on whatever ends the socket: a failed handshake, any close of the peer, stop().
+      socket.once('close', () => this.gate.release(ip));
+      wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, ip));
     });
     this.wss = wss;
     this.http = http;
@@ -163,9 +191,19 @@ class WsRelayFront implements Front {
     if (this.stopped) return;
     this.stopped = true;
     this.pinger?.cancel();
-    for (const peer of this.peers) this.drop(peer, 'shutdown', 'none', false);
+    // Every peer is told with a close frame (1001 going away; phones whose server went first get
+    // 1000), the close handshakes get a moment, then whoever has not answered is cut off.
+    const closing = [...this.peers].map((peer) =>
+      peer.ws.readyState === WebSocket.CLOSED ? undefined : new Promise<void>((resolve) => peer.ws.once('close', () => resolve())),
+    );
+    for (const peer of this.peers) this.drop(peer, 'shutdown', CLOSE_GOING_AWAY, false);
     this.rooms.closeAll();
-    // Also the peers already waiting for a close handshake: stop() does not wait for anyone.
+    this.uncorkAll();
+    if (closing.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(closing), new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+      clearTimeout(timer);
+    }
     for (const peer of this.peers) peer.ws.terminate();
     const http = this.http;
     if (http !== null) {
@@ -184,18 +222,46 @@ class WsRelayFront implements Front {
 
   stats(): Record<string, number> {
     const { rooms, members } = this.rooms.stats();
-    return { connections: this.peers.size, rooms, clients: members };
+    return { connections: this.peers.size, rooms, clients: members, admitted: this.gate.size };
   }
 
-  private accept(ws: WebSocket, socket: Duplex): void {
-    const peer: Peer = { ws, socket, corked: false, state: 'login', room: null, member: null, missed: 0 };
+  /** Over a connection limit: an HTTP 503 instead of the upgrade, then close. */
+  private refuse(socket: Duplex, ip: string, verdict: Exclude<GateVerdict, 'ok'>): void {
+    this.deps.limits.report('wsrelay', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
+    // The HTTP server has let go of the socket: without a listener an error would be thrown.
+    socket.on('error', () => {});
+    if (socket.writable) socket.end(BUSY, () => socket.destroy());
+    else socket.destroy();
+  }
+
+  private accept(ws: WebSocket, socket: Duplex, ip: string): void {
+    const { config, clock } = this.deps;
+    const peer: Peer = {
+      ws,
+      socket,
+      ip,
+      bucket: new TokenBucket(config.messageRate, config.messageBurst, clock),
+      loginTimer: null,
+      corked: false,
+      state: 'login',
+      room: null,
+      member: null,
+      missed: 0,
+    };
     if (this.stopped) return void ws.terminate();
     this.peers.add(peer);
+    peer.loginTimer = clock.setTimeout(() => {
+      peer.loginTimer = null;
+      if (peer.state !== 'login') return;
+      this.deps.limits.report('wsrelay', 'login_timeout', ip);
+      this.drop(peer, 'login_timeout', CLOSE_POLICY);
+    }, config.loginTimeout);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(peer, data as Buffer, isBinary));
     ws.on('pong', () => void (peer.missed = 0));
     ws.on('error', (err: Error & { code?: string }) => {
       // ws has already started closing with the right code (1009 too large, 1007 bad UTF-8, 1002).
       const reason: CloseReason = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'protocol_error';
+      if (reason === 'too_large' && peer.state !== 'gone') this.deps.limits.report('wsrelay', 'message_too_large', ip);
       this.drop(peer, reason, 'none');
     });
     ws.on('close', () => {
@@ -205,7 +271,12 @@ class WsRelayFront implements Front {
   }
 
   private onMessage(peer: Peer, data: Buffer, isBinary: boolean): void {
+    if (peer.state === 'gone') return;
     peer.missed = 0;
+    if (!peer.bucket.take()) {
+      this.deps.limits.report('wsrelay', 'message_rate', peer.ip);
+      return this.drop(peer, 'message_rate', CLOSE_POLICY);
+    }
     switch (peer.state) {
       case 'login':
         return this.login(peer, isBinary ? frameText(data) : data.toString('utf8'));
@@ -228,8 +299,6 @@ class WsRelayFront implements Front {
         if ((peer.room as Room<Outgoing>).toOwner(stamped.text, member)) this.relayed.toServer.inc();
         return;
       }
-      case 'gone':
-        return;
     }
   }
 
@@ -242,6 +311,11 @@ class WsRelayFront implements Front {
       released: () => this.released(peer),
     };
     if (login.role === 'server') {
+      if (this.rooms.size >= this.deps.config.maxRooms && this.rooms.get(login.code) === undefined) {
+        // Refused like a taken code: closed without a message.
+        this.deps.limits.report('wsrelay', 'max_rooms', peer.ip);
+        return this.drop(peer, 'max_rooms', CLOSE_POLICY);
+      }
       const room = this.rooms.open(login.code, member);
       if (room === undefined) return this.drop(peer, 'code_taken', CLOSE_POLICY);
       peer.state = 'server';
@@ -257,13 +331,18 @@ class WsRelayFront implements Front {
       room.toOwner(notice('connect', login.clientId), member);
       this.log.debug({ code: clip(login.code), clientId: clip(login.clientId) }, 'client logged in');
     }
+    peer.loginTimer?.cancel();
+    peer.loginTimer = null;
     this.ping(peer);
   }
 
   private send(peer: Peer, message: Outgoing): void {
     const ws = peer.ws;
     if (peer.state === 'gone' || ws.readyState !== WebSocket.OPEN) return;
-    if (ws.bufferedAmount > this.sendLimit) return this.drop(peer, 'slow', 'terminate');
+    if (ws.bufferedAmount > this.sendLimit) {
+      this.deps.limits.report('wsrelay', 'slow_reader', peer.ip);
+      return this.drop(peer, 'slow', 'terminate');
+    }
     // A fan-out sends one frame per client per message; corking until the burst is over turns
     // many small writes into one writev per client.
     if (!peer.corked) {
@@ -304,6 +383,8 @@ class WsRelayFront implements Front {
    * socket is already closing.
    */
   private drop(peer: Peer, reason: CloseReason, how: number | 'terminate' | 'none', notify = true): void {
+    peer.loginTimer?.cancel();
+    peer.loginTimer = null;
     const state = peer.state;
     if (state === 'gone') return;
     peer.state = 'gone';
