@@ -58,7 +58,7 @@ describe('tcprelay churn', () => {
       await Promise.all([behave(p, pairs), ...bad]);
     }
     const front = app.front('tcprelay')!;
-    await expect.poll(() => front.stats(), { timeout: 10_000 }).toEqual({ connections: 0, ids: 0 });
+    await expect.poll(() => front.stats(), { timeout: 10_000 }).toEqual({ connections: 0, ids: 0, admitted: 0 });
     const closes = await app.metrics.getSingleMetric('noray_tcprelay_closes_total')!.get();
     const total = closes.values.reduce((n, v) => n + v.value, 0);
     expect(total).toBe(batches * perBatch);

@@ -21,7 +21,7 @@ describe('tcprelay INIT', () => {
     expect(text).toBe(JSON.stringify({ payloadType: 'INIT', destination: id }));
     const other = await RoccoClient.init(p);
     expect(other.id).not.toBe(id);
-    expect(stats(app)).toEqual({ connections: 2, ids: 2 });
+    expect(stats(app)).toEqual({ connections: 2, ids: 2, admitted: 2 });
   });
 
   it('takes the requested id and accepts the README form with explicit nulls', async () => {
@@ -53,7 +53,7 @@ describe('tcprelay INIT', () => {
     const { app, port: p } = await relay();
     const { client } = await RoccoClient.init(p, 'old');
     expect(await client.init('new')).toBe('new');
-    expect(stats(app)).toEqual({ connections: 1, ids: 1 });
+    expect(stats(app)).toEqual({ connections: 1, ids: 1, admitted: 1 });
     const { client: other } = await RoccoClient.init(p, 'old');
     other.message('new', 'hi');
     expect(await client.next()).toMatchObject({ source: 'old', payload: 'hi' });
@@ -73,7 +73,7 @@ describe('tcprelay INIT', () => {
     const { client: sender } = await RoccoClient.init(p, 'sender');
     sender.message('shared', 'to the new holder');
     expect(await second.next()).toMatchObject({ payloadType: 'MESSAGE', payload: 'to the new holder' });
-    await expect.poll(() => stats(app)).toEqual({ connections: 2, ids: 2 });
+    await expect.poll(() => stats(app)).toEqual({ connections: 2, ids: 2, admitted: 2 });
   });
 
   it('CLOSE before INIT is ignored', async () => {
@@ -243,7 +243,7 @@ describe('tcprelay bad input', () => {
     const { client: again } = await RoccoClient.init(p, 'bad');
     good.message('bad', 'hi');
     expect(await again.next()).toMatchObject({ source: 'good', payload: 'hi' });
-    expect(stats(app)).toEqual({ connections: 2, ids: 2 });
+    expect(stats(app)).toEqual({ connections: 2, ids: 2, admitted: 2 });
   });
 
   it('refuses an oversize frame from its header, without waiting for the body', async () => {
@@ -284,7 +284,7 @@ describe('tcprelay bad input', () => {
     idle.write(Buffer.from([0, 0]));
     await app.stop();
     await Promise.all([client.closed, idle.closed]);
-    expect(stats(app)).toEqual({ connections: 0, ids: 0 });
+    await expect.poll(() => stats(app)).toEqual({ connections: 0, ids: 0, admitted: 0 });
   });
 
   it('exports metrics', async () => {

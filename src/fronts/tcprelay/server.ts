@@ -1,19 +1,42 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
+import type { Timer } from '../../core/clock.js';
+import { normalizeAddress } from '../../core/endpoint.js';
 import { randomToken } from '../../core/ids.js';
+import { ConnectionGate } from '../../core/limits/connection-gate.js';
+import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { Room, type Member } from '../../core/rooms.js';
 import type { Front, FrontDeps } from '../front.js';
 import { encodeFrame, frame, FrameDecoder, type DecodeErrorCode, type Frame } from './codec.js';
 
 interface Conn {
   readonly socket: Socket;
+  /** Source address, as counted by the connection gate and named in limit reports. */
+  readonly ip: string;
   readonly decoder: FrameDecoder;
+  /** Frames this connection may still send. */
+  readonly bucket: TokenBucket;
+  /** Closes the connection if no INIT has succeeded by then; null after the first INIT. */
+  loginTimer: Timer | null;
+  /** After an ERROR-then-close: destroys the socket if the peer does not close its side in time. */
+  graceTimer: NodeJS.Timeout | null;
   /** This connection's current id in the directory; null before INIT and after CLOSE. */
   member: Member<Buffer> | null;
   gone: boolean;
 }
 
-type CloseReason = 'closed' | 'error' | 'slow' | 'shutdown' | `malformed_${Lowercase<DecodeErrorCode>}`;
+type CloseReason =
+  | 'closed'
+  | 'error'
+  | 'slow'
+  | 'shutdown'
+  | 'login_timeout'
+  | 'message_rate'
+  | `malformed_${Lowercase<DecodeErrorCode>}`;
+
+/** How long a connection closed with an ERROR frame may take to read it before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+const BUSY_FRAME = encodeFrame(frame('ERROR', undefined, undefined, 'Server busy: too many connections'));
 type Rejection = 'not_initialized' | 'no_destination' | 'unknown_destination' | 'id_taken';
 
 export function createTcpRelayFront(deps: FrontDeps): Front {
@@ -26,6 +49,10 @@ class TcpRelayFront implements Front {
   /** Every id is unique across the relay: one flat room with no owner. */
   private readonly directory = new Room<Buffer>('tcprelay', null, { uniqueIds: true });
   private readonly conns = new Set<Conn>();
+  /** Counts every accepted socket until it closes, refused ones not included. */
+  private readonly gate: ConnectionGate;
+  /** Refused sockets still flushing their busy ERROR frame. */
+  private readonly refused = new Set<Socket>();
   private readonly maxFrame: number;
   private readonly sendLimit: number;
   private server: Server | null = null;
@@ -39,6 +66,7 @@ class TcpRelayFront implements Front {
     this.log = deps.logger.child({ front: 'tcprelay' });
     this.maxFrame = deps.config.tcprelayMaxFrameSize;
     this.sendLimit = deps.config.tcprelaySendBuffer;
+    this.gate = new ConnectionGate(deps.config.maxConnections, deps.config.maxConnectionsPerIp);
     const registers = [deps.metrics];
     const conns = this.conns;
     const directory = this.directory;
@@ -104,7 +132,11 @@ class TcpRelayFront implements Front {
     this.stopped = true;
     const server = this.server;
     const closed = server === null ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const conn of this.conns) this.drop(conn, 'shutdown');
+    for (const conn of this.conns) {
+      this.drop(conn, 'shutdown');
+      conn.socket.destroy();
+    }
+    for (const socket of this.refused) socket.destroy();
     await closed;
     this.conns.clear();
   }
@@ -114,24 +146,56 @@ class TcpRelayFront implements Front {
   }
 
   stats(): Record<string, number> {
-    return { connections: this.conns.size, ids: this.directory.size };
+    return { connections: this.conns.size, ids: this.directory.size, admitted: this.gate.size };
   }
 
   private accept(socket: Socket): void {
-    if (this.stopped) return void socket.destroy();
+    if (this.stopped || socket.destroyed) return void socket.destroy();
+    const { config, clock, limits } = this.deps;
+    const ip = normalizeAddress(socket.remoteAddress ?? '?');
+    const verdict = this.gate.admit(ip);
+    if (verdict !== 'ok') {
+      limits.report('tcprelay', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
+      return this.refuse(socket);
+    }
     const conn: Conn = {
       socket,
+      ip,
       decoder: new FrameDecoder({ maxFrameSize: this.maxFrame }),
+      bucket: new TokenBucket(config.messageRate, config.messageBurst, clock),
+      loginTimer: null,
+      graceTimer: null,
       member: null,
       gone: false,
     };
     this.conns.add(conn);
+    conn.loginTimer = clock.setTimeout(() => {
+      conn.loginTimer = null;
+      limits.report('tcprelay', 'login_timeout', ip);
+      this.closeWithError(conn, 'login_timeout', 'Login timeout: no INIT in time');
+    }, config.loginTimeout);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('error', () => this.drop(conn, 'error'));
     socket.on('close', () => {
       this.drop(conn, 'closed');
+      if (conn.graceTimer !== null) clearTimeout(conn.graceTimer);
+      conn.graceTimer = null;
       this.conns.delete(conn);
+      this.gate.release(ip);
     });
+  }
+
+  /** Over a connection limit: one ERROR frame, then close (reading and discarding until then). */
+  private refuse(socket: Socket): void {
+    this.refused.add(socket);
+    socket.on('error', () => {});
+    socket.resume();
+    const grace = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+    socket.on('close', () => {
+      clearTimeout(grace);
+      this.refused.delete(socket);
+    });
+    socket.end(BUSY_FRAME);
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
@@ -139,10 +203,15 @@ class TcpRelayFront implements Front {
     const { frames, error } = conn.decoder.push(chunk);
     for (const received of frames) {
       if (conn.gone) return;
+      if (!conn.bucket.take()) {
+        this.deps.limits.report('tcprelay', 'message_rate', conn.ip);
+        return this.closeWithError(conn, 'message_rate', 'Too many frames: slow down');
+      }
       this.handle(conn, received);
     }
     if (error !== null) {
       this.log.debug({ code: error.code }, 'malformed frame');
+      if (error.code === 'FRAME_TOO_LARGE') this.deps.limits.report('tcprelay', 'frame_too_large', conn.ip);
       this.drop(conn, `malformed_${error.code.toLowerCase() as Lowercase<DecodeErrorCode>}`);
     }
   }
@@ -177,6 +246,8 @@ class TcpRelayFront implements Front {
     if (conn.member !== null) this.directory.leave(conn.member);
     conn.member = member;
     this.directory.join(member);
+    conn.loginTimer?.cancel();
+    conn.loginTimer = null;
     this.write(conn, encodeFrame(frame('INIT', undefined, id)));
   }
 
@@ -204,17 +275,40 @@ class TcpRelayFront implements Front {
 
   private write(conn: Conn, data: Buffer): void {
     if (conn.gone) return;
-    if (conn.socket.writableLength > this.sendLimit) return this.drop(conn, 'slow');
+    if (conn.socket.writableLength > this.sendLimit) {
+      this.deps.limits.report('tcprelay', 'slow_reader', conn.ip);
+      return this.drop(conn, 'slow');
+    }
     conn.socket.write(data);
   }
 
   /** Ends a connection once; its id is freed at once, whatever the reason. */
   private drop(conn: Conn, reason: CloseReason): void {
-    if (conn.gone) return;
+    if (!this.forget(conn, reason)) return;
+    conn.socket.destroy();
+  }
+
+  /**
+   * Ends a connection once with one ERROR frame saying why. Until the peer closes its side (or the
+   * grace time is over) its bytes are read and discarded, so a reset does not swallow the frame.
+   */
+  private closeWithError(conn: Conn, reason: CloseReason, message: string): void {
+    if (!this.forget(conn, reason)) return;
+    const socket = conn.socket;
+    if (socket.destroyed) return;
+    conn.graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+    socket.end(encodeFrame(frame('ERROR', undefined, undefined, message)));
+  }
+
+  /** Marks a connection gone: frees its id, cancels its login deadline, counts the close. False if it already was. */
+  private forget(conn: Conn, reason: CloseReason): boolean {
+    conn.loginTimer?.cancel();
+    conn.loginTimer = null;
+    if (conn.gone) return false;
     conn.gone = true;
     if (conn.member !== null) this.directory.leave(conn.member);
     conn.member = null;
     this.closes.inc({ reason });
-    conn.socket.destroy();
+    return true;
   }
 }
