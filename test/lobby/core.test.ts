@@ -287,6 +287,46 @@ describe('LobbyService: mediation', () => {
     expect(service.recordUdpAddress(members[1]!.token, endpoint(2))).toBe(false);
   });
 
+  it('a new attempt captures every address afresh, even from the same endpoints', () => {
+    const { service, events, clock } = setup();
+    const { lobbyId, members } = lobby(service, events, ['Host', 'A']);
+    const [host, a] = members as [Member, Member];
+    service.startMediation(host.token, lobbyId);
+    service.recordUdpAddress(host.token, endpoint(1000));
+    service.recordUdpAddress(a.token, endpoint(1001));
+    clock.advance(TIMING.connectTimeoutMs);
+    expect(events.outcomes).toEqual(['connectTimeout']);
+    events.take();
+
+    expect(service.startMediation(host.token, lobbyId).ok).toBe(true);
+    expect(service.recordUdpAddress(host.token, endpoint(1000))).toBe(true);
+    // The member's address from the last attempt does not count: it is reminded and must send again.
+    expect(events.take().filter((event) => event.kind === 'peersStart')).toEqual([]);
+    clock.advance(TIMING.connectRequestIntervalMs);
+    expect(events.take()).toEqual([{ to: a.id, kind: 'udpRequested', lobbyId }]);
+    expect(service.recordUdpAddress(a.token, endpoint(1001))).toBe(true);
+    expect(events.take()).toEqual([
+      { to: host.id, kind: 'peersStart', peers: [endpoint(1001)] },
+      { to: a.id, kind: 'peersStart', peers: [endpoint(1000)] },
+    ]);
+  });
+
+  it('after a member leaves mid-collection, the next attempt needs every packet again', () => {
+    const { service, events, clock } = setup();
+    const { lobbyId, members } = lobby(service, events, ['Host', 'A', 'B']);
+    const [host, a, b] = members as [Member, Member, Member];
+    service.startMediation(host.token, lobbyId);
+    service.recordUdpAddress(a.token, endpoint(1));
+    service.removeClient(b.id);
+    expect(events.outcomes).toEqual(['membersChanged']);
+    // A is free to take part in a new attempt in the same lobby, which needs its packet again.
+    expect(service.startMediation(host.token, lobbyId).ok).toBe(true);
+    service.recordUdpAddress(host.token, endpoint(2));
+    events.take();
+    clock.advance(TIMING.connectRequestIntervalMs);
+    expect(events.take()).toEqual([{ to: a.id, kind: 'udpRequested', lobbyId }]);
+  });
+
   it('aborts on the connect timeout', () => {
     const { service, events, clock } = setup();
     const { lobbyId, members } = lobby(service, events, ['Host', 'A']);

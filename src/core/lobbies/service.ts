@@ -1,9 +1,17 @@
 import type { Clock, Timer } from '../clock.js';
 import { SessionDirectory, type Session } from '../directory.js';
 import type { Endpoint } from '../endpoint.js';
+import { AddressRegistrar } from '../registrar.js';
 import { randomIdGenerator, randomToken } from '../ids.js';
 import { Room, type Member } from '../rooms.js';
-import { ABORT_REASONS, type AbortCause, type ChatMessage, type ClientId, type LobbyEvents } from './events.js';
+import {
+  ABORT_REASONS,
+  type AbortCause,
+  type ChatMessage,
+  type ClientId,
+  type LobbyEvents,
+  type MediationOutcome,
+} from './events.js';
 import { TrackedTimers } from './timers.js';
 
 export const LOBBY_ID_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -90,7 +98,8 @@ type LobbyMessage =
 
 interface Mediation {
   stage: 'collecting' | 'connecting';
-  readonly addresses: Map<ClientId, Endpoint>;
+  /** Members whose UDP address this attempt has captured (the addresses are in the registrar). */
+  captured: number;
   readonly connected: Set<ClientId>;
   timers: Timer[];
 }
@@ -117,6 +126,8 @@ const MAX_LOBBY_ID_ATTEMPTS = 64;
  */
 export class LobbyService {
   private clients = new SessionDirectory<Client>();
+  /** UDP addresses of members of collecting mediations, by token; forgotten when an attempt ends. */
+  private addresses = this.newRegistrar();
   private readonly lobbies = new Map<string, Lobby>();
   private readonly timers: TrackedTimers;
   private readonly newLobbyId: () => string;
@@ -236,12 +247,12 @@ export class LobbyService {
     if (this.options.mediationAvailable === false) return conflict(CONFLICTS.mediationUnavailable);
 
     const { timing, events } = this.options;
-    const mediation: Mediation = { stage: 'collecting', addresses: new Map(), connected: new Set(), timers: [] };
+    const mediation: Mediation = { stage: 'collecting', captured: 0, connected: new Set(), timers: [] };
     lobby.mediation = mediation;
     mediation.timers.push(
       this.timers.interval(() => {
         for (const member of lobby.members) {
-          if (!mediation.addresses.has(member.id)) lobby.room.toId(member.publicId, { kind: 'udpRequested' });
+          if (!this.addresses.endpointOf(member)) lobby.room.toId(member.publicId, { kind: 'udpRequested' });
         }
       }, timing.connectRequestIntervalMs),
       this.timers.timeout(() => this.abortMediation(lobby, 'serverConnectTimeout'), timing.serverConnectTimeoutMs),
@@ -256,17 +267,18 @@ export class LobbyService {
    * collected; a repeat before capture completes replaces the address (the NAT mapping may have changed).
    */
   recordUdpAddress(token: string, endpoint: Endpoint): boolean {
-    const client = this.clients.bySecret(token);
-    const lobby = client?.lobby;
+    const registration = this.addresses.register(token, endpoint);
+    if (registration.outcome === 'unknown') return false;
+    const lobby = registration.session.lobby;
     const mediation = lobby?.mediation;
-    if (!client || !lobby || !mediation || mediation.stage !== 'collecting') return false;
-    mediation.addresses.set(client.id, { address: endpoint.address, port: endpoint.port });
-    if (mediation.addresses.size < lobby.members.length) return true;
+    if (!lobby || !mediation) return false; // not reached: the registrar resolves only collecting members
+    if (registration.outcome === 'registered') mediation.captured++;
+    if (mediation.captured < lobby.members.length) return true;
 
     this.cancelTimers(mediation);
     mediation.stage = 'connecting';
     const { room, host } = lobby;
-    const addressOf = (member: Client): Endpoint => mediation.addresses.get(member.id) as Endpoint;
+    const addressOf = (member: Client): Endpoint => this.addresses.endpointOf(member) as Endpoint;
     const others = lobby.members.filter((member) => member !== host);
     room.toId(host.publicId, { kind: 'peersStart', peers: others.map(addressOf) });
     const toHost = { kind: 'peersStart', peers: [addressOf(host)] } as const;
@@ -287,9 +299,7 @@ export class LobbyService {
     mediation.connected.add(client.id);
     if (mediation.connected.size < lobby.members.length) return true;
 
-    this.cancelTimers(mediation);
-    lobby.mediation = null;
-    this.options.events.mediationEnded?.(lobby.id, 'succeeded');
+    this.endMediation(lobby, 'succeeded');
     lobby.room.broadcast({ kind: 'succeeded' });
     this.closeLobby(lobby);
     return true;
@@ -301,23 +311,21 @@ export class LobbyService {
     for (const lobby of this.lobbies.values()) lobby.mediation = null;
     this.lobbies.clear();
     this.clients = new SessionDirectory<Client>();
+    this.addresses = this.newRegistrar();
   }
 
   private leaveLobby(client: Client): void {
     const lobby = client.lobby;
     if (!lobby) return;
     client.lobby = null;
+    this.addresses.forget(client);
     if (client.seat) lobby.room.leave(client.seat);
     client.seat = null;
     const index = lobby.members.indexOf(client);
     if (index >= 0) lobby.members.splice(index, 1);
 
     if (lobby.host === client) {
-      if (lobby.mediation) {
-        this.cancelTimers(lobby.mediation);
-        lobby.mediation = null;
-        this.options.events.mediationEnded?.(lobby.id, 'hostLeft');
-      }
+      this.endMediation(lobby, 'hostLeft');
       this.closeLobby(lobby);
       return;
     }
@@ -326,11 +334,7 @@ export class LobbyService {
   }
 
   private abortMediation(lobby: Lobby, cause: AbortCause): void {
-    const mediation = lobby.mediation;
-    if (!mediation) return;
-    this.cancelTimers(mediation);
-    lobby.mediation = null;
-    this.options.events.mediationEnded?.(lobby.id, cause);
+    if (!this.endMediation(lobby, cause)) return;
     lobby.room.broadcast({ kind: 'aborted', reason: ABORT_REASONS[cause] });
   }
 
@@ -376,6 +380,28 @@ export class LobbyService {
     client.lobby = lobby;
     client.seat = seat;
     client.name = name;
+  }
+
+  /**
+   * Ends the lobby's mediation attempt, if any: timers cancelled, the lobby unlocked, the members'
+   * addresses forgotten so that a next attempt captures them afresh. False if none was under way.
+   */
+  private endMediation(lobby: Lobby, outcome: MediationOutcome): boolean {
+    const mediation = lobby.mediation;
+    if (!mediation) return false;
+    this.cancelTimers(mediation);
+    lobby.mediation = null;
+    for (const member of lobby.members) this.addresses.forget(member);
+    this.options.events.mediationEnded?.(lobby.id, outcome);
+    return true;
+  }
+
+  /** Resolves a token only for a member of a mediation that is collecting addresses. */
+  private newRegistrar(): AddressRegistrar<Client> {
+    return new AddressRegistrar<Client>((token) => {
+      const client = this.clients.bySecret(token);
+      return client?.lobby?.mediation?.stage === 'collecting' ? client : undefined;
+    });
   }
 
   private cancelTimers(mediation: Mediation): void {
