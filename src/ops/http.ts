@@ -31,7 +31,8 @@ export class OpsServer {
   private boundPort = 0;
 
   constructor(private readonly options: OpsServerOptions) {
-    this.app = Fastify({ logger: false });
+    // forceCloseConnections: stop() must not wait for a client that sent half a request and went quiet.
+    this.app = Fastify({ logger: false, forceCloseConnections: true });
     this.app.get('/health', async () => ({
       status: 'ok',
       uptimeSeconds: Math.round((Date.now() - options.startedAt) / 1000),

@@ -125,8 +125,9 @@ export class LobbyFront implements Front {
 
   private async close(): Promise<void> {
     this.service.dispose();
-    for (const ws of this.sockets.values()) ws.terminate();
+    const sockets = [...this.sockets.values()];
     this.sockets.clear();
+    await goAway(sockets);
     this.wss?.close();
     const udp = this.udp;
     this.udp = null;
@@ -139,7 +140,8 @@ export class LobbyFront implements Front {
   // ---- HTTP -------------------------------------------------------------------------------
 
   private buildHttp(): FastifyInstance {
-    const app = Fastify({ logger: false, bodyLimit: HTTP_BODY_LIMIT });
+    // forceCloseConnections: stop() must not wait for a client that sent half a request and went quiet.
+    const app = Fastify({ logger: false, bodyLimit: HTTP_BODY_LIMIT, forceCloseConnections: true });
 
     // Orion reads every body as JSON whatever its content type; malformed JSON is a 400 here (Orion: 500).
     app.removeAllContentTypeParsers();
@@ -341,6 +343,23 @@ export class LobbyFront implements Front {
       },
     };
   }
+}
+
+/** Close handshakes get this long on shutdown; then the remaining sockets are cut. */
+const SHUTDOWN_GRACE_MS = 1000;
+const CLOSE_GOING_AWAY = 1001;
+
+/** Sends every WebSocket a close frame (1001 going away), waits a moment for the handshakes, cuts the rest. */
+async function goAway(sockets: readonly WebSocket[]): Promise<void> {
+  if (sockets.length === 0) return;
+  const closed = sockets.map((ws) =>
+    ws.readyState === WebSocket.CLOSED ? undefined : new Promise<void>((resolve) => ws.once('close', () => resolve())),
+  );
+  for (const ws of sockets) ws.close(CLOSE_GOING_AWAY, 'server shutting down');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(closed), new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+  clearTimeout(timer);
+  for (const ws of sockets) ws.terminate();
 }
 
 export function createLobbyFront(deps: FrontDeps): Front {
