@@ -11,6 +11,7 @@ import {
   type ClientId,
   type LobbyEvents,
   type MediationOutcome,
+  UNAVAILABLE,
 } from '../../src/core/lobbies/index.js';
 
 type Event =
@@ -64,7 +65,7 @@ class Recorder implements LobbyEvents {
 
 const TIMING = { serverConnectTimeoutMs: 60_000, connectRequestIntervalMs: 10_000, connectTimeoutMs: 30_000 };
 
-function setup(options: { mediationAvailable?: boolean; newLobbyId?: () => string } = {}) {
+function setup(options: { mediationAvailable?: boolean; newLobbyId?: () => string; maxLobbies?: number } = {}) {
   const clock = new ManualClock();
   const events = new Recorder();
   const service = new LobbyService({ clock, events, timing: TIMING, ...options });
@@ -118,6 +119,28 @@ describe('LobbyService: clients and lobbies', () => {
       expect(created.ok && created.value.lobbyId).toMatch(/^[0-9A-Z]{5}$/);
     }
     expect(real.counts().lobbies).toBe(200);
+  });
+
+  it('refuses creating past maxLobbies as unavailable, after the token and conflict checks', () => {
+    const { service } = setup({ maxLobbies: 2 });
+    const request = { hostName: 'h', lobbyName: 'l', isPublic: true, maxMembers: 2 };
+    const clients = [1, 2, 3].map(() => service.registerClient());
+    expect(service.createLobby(clients[0]!.token, request).ok).toBe(true);
+    expect(service.createLobby(clients[1]!.token, request).ok).toBe(true);
+    expect(service.createLobby('nope', request)).toEqual({ ok: false, error: 'unregistered' });
+    expect(service.createLobby(clients[0]!.token, request)).toEqual({
+      ok: false,
+      error: 'conflict',
+      messages: [CONFLICTS.alreadyInLobbyCreate],
+    });
+    expect(service.createLobby(clients[2]!.token, request)).toEqual({
+      ok: false,
+      error: 'unavailable',
+      messages: [UNAVAILABLE.tooManyLobbies],
+    });
+    // A slot frees when a lobby closes.
+    service.removeClient(clients[0]!.id);
+    expect(service.createLobby(clients[2]!.token, request).ok).toBe(true);
   });
 
   it('refuses unknown tokens as unregistered, before any state check', () => {

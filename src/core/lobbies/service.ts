@@ -32,6 +32,11 @@ export const CONFLICTS = {
   noLobbyIdLeft: 'The server could not allocate a lobby id. Try again later.',
 } as const;
 
+/** User-facing refusals by a server limit (HTTP 503 `errors`). */
+export const UNAVAILABLE = {
+  tooManyLobbies: 'The server has too many lobbies open. Try again later.',
+} as const;
+
 export interface MediationTiming {
   /** How long to wait for every member's UDP packet. */
   readonly serverConnectTimeoutMs: number;
@@ -47,6 +52,8 @@ export interface LobbyServiceOptions {
   readonly timing: MediationTiming;
   /** False when there is no UDP port to collect addresses on: ptp/start is then refused. */
   readonly mediationAvailable?: boolean;
+  /** Most lobbies at once; creating past it is refused as 'unavailable'. Default: no limit. */
+  readonly maxLobbies?: number;
   readonly newLobbyId?: () => string;
   readonly newToken?: () => string;
 }
@@ -54,7 +61,8 @@ export interface LobbyServiceOptions {
 export type LobbyResult<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly error: 'unregistered' }
-  | { readonly ok: false; readonly error: 'conflict'; readonly messages: readonly string[] };
+  | { readonly ok: false; readonly error: 'conflict'; readonly messages: readonly string[] }
+  | { readonly ok: false; readonly error: 'unavailable'; readonly messages: readonly string[] };
 
 export interface CreateLobbyRequest {
   readonly hostName: string;
@@ -186,6 +194,9 @@ export class LobbyService {
     const client = this.clients.bySecret(token);
     if (!client) return { ok: false, error: 'unregistered' };
     if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyCreate);
+    if (this.lobbies.size >= (this.options.maxLobbies ?? Infinity)) {
+      return { ok: false, error: 'unavailable', messages: [UNAVAILABLE.tooManyLobbies] };
+    }
     const lobbyId = this.freshLobbyId();
     if (lobbyId === null) return conflict(CONFLICTS.noLobbyIdLeft);
     const lobby: Lobby = {

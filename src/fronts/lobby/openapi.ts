@@ -14,6 +14,10 @@ const errorResponse = (description: string) => ({
 const badRequest = errorResponse(
   'The body fails the schema or is not JSON, or the token is unknown ("The client is unregistered. Try reconnecting.")',
 );
+const tooManyRequests = {
+  ...errorResponse('Too many requests from this address (every route); retry after the Retry-After seconds'),
+  headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' } },
+};
 const lobbyIdParam = {
   name: 'id',
   in: 'path',
@@ -85,6 +89,8 @@ export const openApiDocument = {
           },
           '400': badRequest,
           '409': errorResponse('The client is already in a lobby'),
+          '429': tooManyRequests,
+          '503': errorResponse('The server has as many lobbies open as it allows (NORAY_MAX_LOBBIES); try again later'),
         },
       },
     },
@@ -115,6 +121,7 @@ export const openApiDocument = {
           '409': errorResponse(
             'Checked in this order: already in a lobby; lobby does not exist; lobby locked (mediation under way); lobby full; name taken',
           ),
+          '429': tooManyRequests,
         },
       },
     },
@@ -129,6 +136,7 @@ export const openApiDocument = {
           '409': errorResponse(
             'Checked in this order: lobby does not exist; not the host; mediation already under way; fewer than 2 members; mediation unavailable (UDP port off)',
           ),
+          '429': tooManyRequests,
         },
       },
     },

@@ -5,8 +5,11 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { AddressPolicy } from '../../core/address-policy.js';
 import type { Endpoint } from '../../core/endpoint.js';
 import { normalizeAddress } from '../../core/endpoint.js';
+import { ConnectionGate, type GateVerdict } from '../../core/limits/connection-gate.js';
+import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { maskSecret } from '../../core/ids.js';
 import {
   LobbyService,
@@ -18,6 +21,7 @@ import {
 } from '../../core/lobbies/index.js';
 import type { Front, FrontDeps } from '../front.js';
 import { decodeMessage, encodeMessage } from './codec.js';
+import { SourceRateLimiter } from './limits.js';
 import { createLobbyMetrics, type InvalidReason, type LobbyMetrics, type Transport } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { chatPayload, createLobbyBody, describeIssues, joinLobbyBody, startMediationBody, tokenPayload } from './schemas.js';
@@ -31,6 +35,15 @@ const WS_MAX_BUFFERED = 4 * 1024 * 1024;
 
 export const UNREGISTERED_ERROR = 'The client is unregistered. Try reconnecting.';
 export const MALFORMED_JSON_ERROR = 'The request body is not valid JSON.';
+export const RATE_LIMITED_ERROR = 'Too many requests from this address. Slow down.';
+/** WebSocket close code for a client over its message rate (policy violation). */
+export const CLOSE_POLICY = 1008;
+
+const BUSY_BODY = 'Server busy: too many connections\n';
+/** The answer to a WebSocket upgrade over a connection limit, instead of the 101. */
+const BUSY_RESPONSE =
+  'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n' +
+  `Access-Control-Allow-Origin: *\r\nContent-Length: ${BUSY_BODY.length}\r\n\r\n${BUSY_BODY}`;
 
 /** Server -> client WebSocket methods. */
 export const SERVER_METHODS = {
@@ -72,10 +85,18 @@ export class LobbyFront implements Front {
   private httpPort: number | null = null;
   private udpPort: number | null = null;
   private stopping: Promise<void> | null = null;
+  /** Counts every WebSocket from its upgrade request until its socket closes. */
+  private readonly gate: ConnectionGate;
+  /** HTTP requests per source address. */
+  private readonly httpRate: SourceRateLimiter;
+  private readonly addressPolicy: AddressPolicy;
 
   constructor(private readonly deps: FrontDeps) {
     const { config } = deps;
     this.log = deps.logger.child({ front: 'lobby' });
+    this.gate = new ConnectionGate(config.maxConnections, config.maxConnectionsPerIp);
+    this.httpRate = new SourceRateLimiter(config.messageRate, config.messageBurst, deps.clock);
+    this.addressPolicy = new AddressPolicy(config.denyPrivatePeers);
     this.service = new LobbyService({
       clock: deps.clock,
       events: this.events(),
@@ -85,6 +106,7 @@ export class LobbyFront implements Front {
         connectTimeoutMs: config.lobbyConnectTimeout,
       },
       mediationAvailable: config.lobbyUdpPort !== null,
+      maxLobbies: config.maxLobbies,
     });
     this.metrics = createLobbyMetrics(deps.metrics, () => this.service.counts());
   }
@@ -120,7 +142,7 @@ export class LobbyFront implements Front {
   }
 
   stats(): Record<string, number> {
-    return { ...this.service.counts(), connections: this.sockets.size };
+    return { ...this.service.counts(), connections: this.sockets.size, admitted: this.gate.size };
   }
 
   private async close(): Promise<void> {
@@ -157,6 +179,13 @@ export class LobbyFront implements Front {
       reply.header('access-control-allow-origin', '*');
       done();
     });
+    // After the CORS header, so that a browser client can read the 429.
+    app.addHook('onRequest', (request, reply, done) => {
+      const ip = normalizeAddress(request.socket.remoteAddress ?? '?');
+      if (this.httpRate.take(ip)) return done();
+      this.deps.limits.report('lobby', 'http_rate', ip);
+      void reply.code(429).header('retry-after', '1').send({ errors: [RATE_LIMITED_ERROR] });
+    });
     app.setErrorHandler((error: { statusCode?: number; message?: string }, _request, reply) => {
       const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
       if (status >= 500) this.log.error({ err: error }, 'lobby HTTP handler failed');
@@ -185,6 +214,9 @@ export class LobbyFront implements Front {
       const { token, ...lobby } = body.data;
       const result = this.service.createLobby(token, lobby);
       if (result.ok) this.log.info({ lobbyId: result.value.lobbyId, token: maskSecret(token) }, 'lobby created');
+      else if (result.error === 'unavailable') {
+        this.deps.limits.report('lobby', 'max_lobbies', normalizeAddress(request.socket.remoteAddress ?? '?'));
+      }
       return this.respond(reply, result, 201, (value) => value);
     });
 
@@ -216,6 +248,7 @@ export class LobbyFront implements Front {
       return body === undefined ? reply.code(status).send() : reply.code(status).send(body);
     }
     if (result.error === 'unregistered') return reply.code(400).send({ errors: [UNREGISTERED_ERROR] });
+    if (result.error === 'unavailable') return reply.code(503).send({ errors: result.messages });
     return reply.code(409).send({ errors: result.messages });
   }
 
@@ -224,21 +257,44 @@ export class LobbyFront implements Front {
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const wss = this.wss;
-    if (!wss || this.stopping) {
+    // A socket already closed would never emit the 'close' that releases its gate slot.
+    if (!wss || this.stopping || socket.destroyed) {
       socket.destroy();
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws));
+    const ip = normalizeAddress(request.socket.remoteAddress ?? '?');
+    const verdict = this.gate.admit(ip);
+    if (verdict !== 'ok') return this.refuseUpgrade(socket, ip, verdict);
+    // Released on whatever ends the socket: a failed handshake, any close of the client, stop().
+    socket.once('close', () => this.gate.release(ip));
+    wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, ip));
   }
 
-  private onConnection(ws: WebSocket): void {
+  /** Over a connection limit: an HTTP 503 instead of the upgrade, then close. */
+  private refuseUpgrade(socket: Duplex, ip: string, verdict: Exclude<GateVerdict, 'ok'>): void {
+    this.deps.limits.report('lobby', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
+    if (socket.writable) socket.end(BUSY_RESPONSE, () => socket.destroy());
+    else socket.destroy();
+  }
+
+  private onConnection(ws: WebSocket, ip: string): void {
     if (this.stopping) {
       ws.terminate();
       return;
     }
     const { id, token } = this.service.registerClient();
     this.sockets.set(id, ws);
-    ws.on('message', (data: RawData) => this.onWsMessage(data));
+    const bucket = new TokenBucket(this.deps.config.messageRate, this.deps.config.messageBurst, this.deps.clock);
+    ws.on('message', (data: RawData) => {
+      // Frames already on the wire when the socket started closing are dropped.
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (!bucket.take()) {
+        this.deps.limits.report('lobby', 'message_rate', ip);
+        ws.close(CLOSE_POLICY, 'message rate exceeded');
+        return;
+      }
+      this.onWsMessage(data);
+    });
     ws.on('error', (error) => this.log.debug({ client: id, err: error.message }, 'lobby WebSocket error'));
     ws.on('close', () => {
       this.sockets.delete(id);
@@ -299,14 +355,17 @@ export class LobbyFront implements Front {
     return udp.address().port;
   }
 
+  /** Never answers: a spoofed source must not be able to make this port send anything (no amplification). */
   private onDatagram(datagram: Buffer, remote: RemoteInfo): void {
+    const address = normalizeAddress(remote.address);
+    if (!this.addressPolicy.allows(address)) return this.deps.limits.report('lobby', 'denied_peer', address);
     if (datagram.length > UDP_MAX_DATAGRAM) return this.invalid('udp', 'malformed');
     const message = decodeMessage(datagram, { maxBytes: UDP_MAX_DATAGRAM });
     if (!message.ok) return this.invalid('udp', 'malformed');
     if (message.method !== CLIENT_METHODS.mediationConnect) return this.invalid('udp', 'unknown_method');
     const connect = tokenPayload.safeParse(message.payload);
     if (!connect.success) return this.invalid('udp', 'invalid_payload');
-    const endpoint: Endpoint = { address: normalizeAddress(remote.address), port: remote.port };
+    const endpoint: Endpoint = { address, port: remote.port };
     if (!this.service.recordUdpAddress(connect.data.token, endpoint)) this.invalid('udp', 'rejected');
   }
 
