@@ -1,0 +1,271 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import type { App } from '../../src/app.js';
+import type { Config } from '../../src/config/schema.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { ABORT_REASONS, UNAVAILABLE } from '../../src/core/lobbies/index.js';
+import { encodeMessage } from '../../src/fronts/lobby/codec.js';
+import { SourceRateLimiter } from '../../src/fronts/lobby/limits.js';
+import { RATE_LIMITED_ERROR } from '../../src/fronts/lobby/server.js';
+import { port, startApp } from '../helpers/app.js';
+import { eventually, http, OrionClient } from './orion-client.js';
+
+// Every test client comes from 127.0.0.1, so per-IP limits apply to all of them. A second source
+// is 127.0.0.2: Linux routes all of 127.0.0.0/8 to the loopback interface.
+const OTHER_SOURCE = '127.0.0.2';
+const onLinux = process.platform === 'linux';
+
+const clients: OrionClient[] = [];
+const sockets: Array<WebSocket | UdpSocket> = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  for (const socket of sockets.splice(0)) {
+    if (socket instanceof WebSocket) socket.terminate();
+    else socket.close();
+  }
+});
+
+async function lobbyApp(overrides: Partial<Config> = {}): Promise<{ app: App; httpPort: number; udpPort: number }> {
+  const app = await startApp({
+    lobbyHttpPort: 0,
+    lobbyUdpPort: 0,
+    lobbyConnectRequestInterval: 50,
+    lobbyServerConnectTimeout: 60_000,
+    lobbyConnectTimeout: 60_000,
+    ...overrides,
+  });
+  return { app, httpPort: port(app, 'lobby', 'http'), udpPort: port(app, 'lobby', 'udp') };
+}
+
+async function connect(httpPort: number, udpPort: number | null = null): Promise<OrionClient> {
+  const client = await OrionClient.connect(httpPort, udpPort);
+  clients.push(client);
+  return client;
+}
+
+async function rejections(app: App, reason: string): Promise<number> {
+  const metric = await app.metrics.getSingleMetric('noray_limit_rejections_total')?.get();
+  return metric?.values.find((v) => v.labels.front === 'lobby' && v.labels.reason === reason)?.value ?? 0;
+}
+
+type UpgradeOutcome = { kind: 'registered' } | { kind: 'refused'; status: number; body: string };
+
+/** Opens a WebSocket (optionally from another local address) and reports how the server answered. */
+function upgrade(httpPort: number, localAddress?: string): Promise<UpgradeOutcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/`, localAddress ? { localAddress } : {});
+    sockets.push(ws);
+    ws.once('message', () => resolve({ kind: 'registered' }));
+    ws.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ kind: 'refused', status: response.statusCode ?? 0, body }));
+    });
+    ws.once('error', (error) => reject(error));
+  });
+}
+
+/** GET from another local address, status only. */
+function getFrom(httpPort: number, path: string, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: httpPort, path, localAddress }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('lobby front limits: WebSocket connections', () => {
+  it('answers an upgrade over the per-IP limit with 503 and closes it; other sources and open clients are unaffected', async () => {
+    const { app, httpPort } = await lobbyApp({ maxConnectionsPerIp: 2 });
+    const a = await connect(httpPort);
+    const b = await connect(httpPort);
+    const refused = await upgrade(httpPort);
+    expect(refused).toMatchObject({ kind: 'refused', status: 503 });
+    expect(await rejections(app, 'max_connections_per_ip')).toBe(1);
+    expect(await rejections(app, 'max_connections')).toBe(0);
+    // The refused socket held no slot and made no client.
+    expect(app.front('lobby')?.stats()).toMatchObject({ admitted: 2, clients: 2 });
+
+    // Open clients keep working.
+    const created = await a.createLobby();
+    expect(created.status).toBe(201);
+    const lobbyId = (created.body as { lobbyId: string }).lobbyId;
+    expect((await b.join(lobbyId, 'B')).status).toBe(200);
+    b.chat(lobbyId, 'still here');
+    expect(await a.next('lobby_messaging_received')).toMatchObject({ message: { message: 'still here' } });
+
+    if (onLinux) expect(await upgrade(httpPort, OTHER_SOURCE)).toEqual({ kind: 'registered' });
+
+    // A slot frees when a connection ends.
+    await b.close();
+    await eventually(() => app.front('lobby')?.stats().admitted === (onLinux ? 2 : 1));
+    await connect(httpPort);
+  });
+
+  it('answers an upgrade over the total limit with 503, counted as max_connections', async () => {
+    const { app, httpPort } = await lobbyApp({ maxConnections: 1 });
+    const only = await connect(httpPort);
+    expect(await upgrade(httpPort)).toMatchObject({ kind: 'refused', status: 503 });
+    expect(await rejections(app, 'max_connections')).toBe(1);
+    expect((await only.createLobby()).status).toBe(201);
+  });
+
+  it('closes a connection that floods messages with 1008 after its burst; the other members are unaffected', async () => {
+    // One token a second: the burst of 5 is all the flooder gets while its 50 frames arrive.
+    const { app, httpPort } = await lobbyApp({ messageRate: 1, messageBurst: 5 });
+    const calm = await connect(httpPort);
+    const flooder = await connect(httpPort);
+    const created = await calm.createLobby({ hostName: 'Calm' });
+    const lobbyId = (created.body as { lobbyId: string }).lobbyId;
+    expect((await flooder.join(lobbyId, 'Flooder')).status).toBe(200);
+    for (let i = 0; i < 50; i++) flooder.chat(lobbyId, `spam ${i}`);
+    expect(await flooder.waitClosed()).toBe(1008);
+    expect(await calm.next('lobby_peerDisconnect')).toEqual({ lobbyId, peerName: 'Flooder' });
+    expect(await rejections(app, 'message_rate')).toBe(1);
+
+    calm.chat(lobbyId, 'mine');
+    expect(await calm.next('lobby_messaging_received')).toBeDefined();
+    // Every chat the server took from the flooder came before the close, so before calm's own echo.
+    const fromFlooder = calm.received.filter(
+      (m) => m.method === 'lobby_messaging_received' && (m.payload.message as { senderName: string }).senderName === 'Flooder',
+    );
+    expect(fromFlooder.length).toBeGreaterThanOrEqual(5);
+    expect(fromFlooder.length).toBeLessThan(10);
+    expect(calm.closed).toBe(false);
+  });
+});
+
+describe('lobby front limits: HTTP', () => {
+  it('answers 429 with errors and Retry-After past the per-IP request rate; other sources are unaffected', async () => {
+    const { app, httpPort } = await lobbyApp({ messageRate: 1, messageBurst: 3 });
+    for (let i = 0; i < 3; i++) expect((await http(httpPort, 'GET', '/ping')).status).toBe(200);
+    const limited = await http(httpPort, 'GET', '/lobbies');
+    expect(limited.status).toBe(429);
+    expect(limited.body).toEqual({ errors: [RATE_LIMITED_ERROR] });
+    expect(limited.headers.get('retry-after')).toBe('1');
+    expect(limited.headers.get('access-control-allow-origin')).toBe('*');
+    const post = await http(httpPort, 'POST', '/lobbies', { token: 'x' });
+    expect(post.status).toBe(429);
+    expect(await rejections(app, 'http_rate')).toBe(2);
+    if (onLinux) expect(await getFrom(httpPort, '/ping', OTHER_SOURCE)).toBe(200);
+  });
+
+  it('refuses creating a lobby past maxLobbies with 503 and errors; joining and closing still work', async () => {
+    const { app, httpPort } = await lobbyApp({ maxLobbies: 1 });
+    const first = await connect(httpPort);
+    const second = await connect(httpPort);
+    const joiner = await connect(httpPort);
+    const created = await first.createLobby();
+    expect(created.status).toBe(201);
+    const lobbyId = (created.body as { lobbyId: string }).lobbyId;
+
+    const refused = await second.createLobby();
+    expect(refused.status).toBe(503);
+    expect(refused.body).toEqual({ errors: [UNAVAILABLE.tooManyLobbies] });
+    expect(await rejections(app, 'max_lobbies')).toBe(1);
+    expect((await joiner.join(lobbyId, 'J')).status).toBe(200);
+
+    // The slot frees when the lobby closes.
+    await first.close();
+    await joiner.next('lobby_closed');
+    expect((await second.createLobby()).status).toBe(201);
+  });
+});
+
+describe('lobby front limits: UDP', () => {
+  it('with denyPrivatePeers, ignores ptpMediation_connect from loopback (counted) and the mediation times out', async () => {
+    const { app, httpPort, udpPort } = await lobbyApp({ denyPrivatePeers: true, lobbyServerConnectTimeout: 300 });
+    const host = await connect(httpPort, udpPort);
+    const member = await connect(httpPort, udpPort);
+    const lobbyId = ((await host.createLobby()).body as { lobbyId: string }).lobbyId;
+    expect((await member.join(lobbyId, 'M')).status).toBe(200);
+    expect((await host.startMediation(lobbyId)).status).toBe(200);
+    await host.next('ptpMediation_send');
+    await host.sendUdp();
+    await member.sendUdp();
+    expect(await host.next('ptpMediation_aborted')).toEqual({ abortReason: ABORT_REASONS.serverConnectTimeout });
+    expect(host.count('ptpMediation_peersConnection_start')).toBe(0);
+    await eventually(async () => (await rejections(app, 'denied_peer')) === 2);
+    // Lobbies and chat are unaffected.
+    member.chat(lobbyId, 'ok');
+    expect(await host.next('lobby_messaging_received')).toMatchObject({ message: { message: 'ok' } });
+  });
+
+  it('never answers a datagram, whatever it holds (no amplification)', async () => {
+    const { httpPort, udpPort } = await lobbyApp();
+    const host = await connect(httpPort, udpPort);
+    const member = await connect(httpPort, udpPort);
+    const lobbyId = ((await host.createLobby()).body as { lobbyId: string }).lobbyId;
+    expect((await member.join(lobbyId, 'M')).status).toBe(200);
+    expect((await host.startMediation(lobbyId)).status).toBe(200);
+
+    const probe = createSocket('udp4');
+    sockets.push(probe);
+    const answers: Buffer[] = [];
+    probe.on('message', (datagram) => answers.push(datagram));
+    await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', () => resolve()));
+    const send = (datagram: Buffer | string) =>
+      new Promise<void>((resolve, reject) => probe.send(datagram, udpPort, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+    for (const datagram of [
+      '',
+      'garbage',
+      encodeMessage('ptpMediation_connect', {}),
+      encodeMessage('ptpMediation_connect', { token: 'unknown' }),
+      encodeMessage('something_else', { token: host.token }),
+      Buffer.alloc(4000, 'a'),
+      encodeMessage('ptpMediation_connect', { token: host.token }),
+      encodeMessage('ptpMediation_connect', { token: member.token }),
+      // After capture: ignored as a duplicate.
+      encodeMessage('ptpMediation_connect', { token: member.token }),
+    ]) {
+      await send(datagram);
+    }
+    // The last real packets completed capture; the server handled every earlier datagram before them.
+    await host.next('ptpMediation_peersConnection_start');
+    await member.next('ptpMediation_peersConnection_start');
+    // Follow with one more round trip through the server before looking at the probe's inbox.
+    host.chat(lobbyId, 'sync');
+    await host.next('lobby_messaging_received');
+    expect(answers).toEqual([]);
+  });
+});
+
+describe('SourceRateLimiter', () => {
+  it('limits each source on its own bucket', () => {
+    const clock = new ManualClock();
+    const limiter = new SourceRateLimiter(10, 2, clock);
+    expect([limiter.take('a'), limiter.take('a'), limiter.take('a')]).toEqual([true, true, false]);
+    expect(limiter.take('b')).toBe(true);
+    clock.advance(100);
+    expect(limiter.take('a')).toBe(true);
+    expect(limiter.take('a')).toBe(false);
+  });
+
+  it('forgets sources idle long enough to have refilled, so memory follows the busy sources only', () => {
+    const clock = new ManualClock();
+    const limiter = new SourceRateLimiter(10, 5, clock); // refills from empty in 500 ms
+    for (let i = 0; i < 1000; i++) limiter.take(`10.0.${i >> 8}.${i & 255}`);
+    expect(limiter.size).toBe(1000);
+    clock.advance(499);
+    limiter.take('busy');
+    expect(limiter.size).toBe(1001);
+    clock.advance(1);
+    limiter.take('busy');
+    expect(limiter.size).toBe(1);
+  });
+
+  it('stays within its bound when many sources are busy at once', () => {
+    const clock = new ManualClock();
+    const limiter = new SourceRateLimiter(1, 1, clock, 100);
+    for (let i = 0; i < 10_000; i++) limiter.take(`source-${i}`);
+    expect(limiter.size).toBe(100);
+    // The most recently seen are kept: the last source is still limited.
+    expect(limiter.take('source-9999')).toBe(false);
+  });
+});
