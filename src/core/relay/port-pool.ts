@@ -1,4 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP } from 'node:net';
 import type { Relay } from './relay.js';
 
 /** One bound relay socket and the relay currently using it (null while free). */
@@ -20,6 +22,20 @@ export interface PortPoolOptions {
   /** Called for every datagram on every slot; the one function on the relay hot path. */
   readonly onDatagram: (slot: RelaySlot, message: Buffer, from: RemoteInfo) => void;
   readonly onSocketError: (slot: RelaySlot, error: Error) => void;
+}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * dgram resolves the target of every send() through dns.lookup, which for an IP literal still
+ * costs a call chain and a process.nextTick per datagram. The relay only ever sends to addresses
+ * its own sockets reported, so answer IP literals at once; anything else (a host name given as
+ * the bind address) goes to the resolver as before.
+ */
+function literalLookup(address: string, options: LookupOneOptions, callback: LookupCallback): void {
+  const version = isIP(address);
+  if (version !== 0) callback(null, address, version);
+  else dnsLookup(address, options, callback);
 }
 
 /** Binds every relay port up front and hands out free ones; acquire and release are O(1). */
@@ -53,6 +69,7 @@ export class PortPool {
       type: this.family,
       recvBufferSize: this.options.socketBufferBytes,
       sendBufferSize: this.options.socketBufferBytes,
+      lookup: literalLookup,
     });
     return new Promise((resolve, reject) => {
       socket.once('error', (error) => {
