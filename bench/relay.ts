@@ -43,8 +43,20 @@ export interface RttResult {
   serverCpu: number | null;
 }
 
+export interface CpuCost {
+  target: Target;
+  pairs: number;
+  rate: number;
+  size: number;
+  /** Server CPU time per delivered datagram, median of the rounds. */
+  usPerDatagram: number | null;
+  rounds: (number | null)[];
+  loss: number;
+}
+
 export interface RelayResults {
   series: Series[];
+  cpuCost: CpuCost[];
   rtt: RttResult[];
   socketBuffer: { requested: number; rmemMax: number | null; wmemMax: number | null; effectiveRecv: number | null; effectiveSend: number | null; bare: { recv: number; send: number } | null };
   limits: { offeredPerSec: number; deliveredPerSec: number; expectedPerSec: number; drops: Record<string, number> } | null;
@@ -165,13 +177,19 @@ async function stepped(ctx: BenchContext, ep: Endpoints, target: Target, serverP
   const steps: StepResult[] = [];
   let bad = 0;
   for (const rate of ctx.rates) {
-    const step = await oneStep(ctx, ep, serverPid, rate, size);
+    let step = await oneStep(ctx, ep, serverPid, rate, size);
+    if (step.loss >= 0.01 || step.sentPerSec < rate * 0.9) {
+      // On a shared machine a burst of someone else's work can stall any process for a moment:
+      // repeat a lossy step once and keep the better of the two (same rule for every target).
+      const again = await oneStep(ctx, ep, serverPid, rate, size);
+      if (again.loss < step.loss || (again.loss < 0.01 && again.deliveredPerSec > step.deliveredPerSec)) step = again;
+    }
     steps.push(step);
     ctx.log(
       `  ${target.padEnd(6)} pairs=${ep.aPorts.length} size=${size} offered=${rate} sent=${step.sentPerSec}/s delivered=${step.deliveredPerSec}/s loss=${(step.loss * 100).toFixed(2)}% cpu=${step.serverCpu?.toFixed(0) ?? '-'}% load-cpu=${step.loadCpu?.toFixed(0) ?? '-'}%`,
     );
     // Past saturation twice in a row: higher steps tell nothing new.
-    bad = step.loss > 0.05 || step.sentPerSec < rate * 0.85 ? bad + 1 : 0;
+    bad = step.loss > 0.05 || step.sentPerSec < rate * 0.6 ? bad + 1 : 0;
     if (bad >= 2) break;
   }
   const ok = steps.filter((s) => s.loss < 0.01);
@@ -241,6 +259,7 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
   const bare = await Child.start('udp-forwarder.ts', { label: 'bare-forwarder', cpu: ctx.serverCpu, env: { BENCH_UDP_BUFFER: String(BUFFER) } });
   const results: RelayResults = {
     series: [],
+    cpuCost: [],
     rtt: [],
     socketBuffer: {
       requested: BUFFER,
@@ -281,6 +300,25 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
         await a.call('connect', { ports: t.aTo });
         await b.call('connect', { ports: t.bTo });
         for (const size of ctx.sizes) results.series.push(await stepped(ctx, ep, t.target, t.pid, size));
+      }
+      // CPU per datagram at one fixed rate, bare and noray alternating: independent of where the
+      // generator saturates, and the alternation spreads the noise of a shared machine evenly.
+      const costs: Record<string, { us: (number | null)[]; loss: number[] }> = { bare: { us: [], loss: [] }, noray: { us: [], loss: [] } };
+      for (let round = 0; round < ctx.rttRounds; round++) {
+        for (const t of targets) {
+          if (t.target === 'direct') continue;
+          await a.call('connect', { ports: t.aTo });
+          await b.call('connect', { ports: t.bTo });
+          const step = await oneStep(ctx, ep, t.pid, ctx.cpuRate, 64);
+          costs[t.target]?.us.push(step.serverCpu !== null && step.deliveredPerSec > 0 ? (step.serverCpu / 100 / step.deliveredPerSec) * 1e6 : null);
+          costs[t.target]?.loss.push(step.loss);
+        }
+      }
+      for (const [target, c] of Object.entries(costs)) {
+        const sorted = c.us.filter((v): v is number => v !== null).sort((x, y) => x - y);
+        const median = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : null;
+        results.cpuCost.push({ target: target as Target, pairs, rate: ctx.cpuRate, size: 64, usPerDatagram: median, rounds: c.us, loss: Math.max(0, ...c.loss) });
+        ctx.log(`  cpu cost ${target} pairs=${pairs} @${ctx.cpuRate}/s: ${median?.toFixed(2) ?? '-'} us/datagram (rounds ${c.us.map((v) => v?.toFixed(2) ?? '-').join(', ')})`);
       }
       // Round trips: bare and noray alternate for a few rounds and each keeps its median-p99 round,
       // so a noisy moment on the shared machine does not decide the comparison.

@@ -70,6 +70,19 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
     out.push(
       table(['pairs', 'size', 'generator ceiling (direct)', 'bare forwarder dgram/s', 'noray relay dgram/s', 'ratio', 'server CPU noray/bare', 'dgram per CPU-s noray/bare', 'ratio/CPU'], rows),
     );
+    if (relay.cpuCost.length) {
+      out.push('', `Server CPU per delivered datagram at a fixed rate (64 B, bare and noray alternating, median of rounds), microseconds`);
+      out.push(
+        table(
+          ['pairs', 'rate', 'bare us/dgram', 'noray us/dgram', 'noray/bare', 'max loss noray'],
+          [...new Set(relay.cpuCost.map((c) => c.pairs))].map((p) => {
+            const b = relay.cpuCost.find((c) => c.target === 'bare' && c.pairs === p);
+            const n = relay.cpuCost.find((c) => c.target === 'noray' && c.pairs === p);
+            return [String(p), `${k(n?.rate)}/s`, b?.usPerDatagram?.toFixed(2) ?? '-', n?.usPerDatagram?.toFixed(2) ?? '-', ratio(n?.usPerDatagram, b?.usPerDatagram), n ? `${(n.loss * 100).toFixed(2)}%` : '-'];
+          }),
+        ),
+      );
+    }
     out.push('', `Round trip (64 B, timestamps in payload, echo at the far end), ms`);
     out.push(
       table(

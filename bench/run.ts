@@ -37,6 +37,7 @@ const ctx: BenchContext = {
   pairCounts: listArg('--pairs') ?? (quick ? [1, 100] : [1, 100, 1000]),
   directAt: quick ? [1] : [1, 1000],
   rttRate: quick ? 2000 : 10000,
+  cpuRate: quick ? 10000 : 50000,
   rttMs: quick ? 500 : 2000,
   rttRounds: quick ? 1 : 3,
   controlMs: quick ? 1000 : 3000,
