@@ -5,7 +5,7 @@ import { Child, cpuPercent, sampleProc } from './lib/child.js';
 import { LineClient } from './lib/lines.js';
 import type { BenchContext } from './context.js';
 
-export type Target = 'noray' | 'bare' | 'direct';
+export type Target = 'noray' | 'bare' | 'direct' | 'native';
 
 export interface StepResult {
   offered: number;
@@ -257,6 +257,7 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
   ctx.log(`relay: starting noray with ${relayPorts} relay ports`);
   const { server, ports } = await startNoray(ctx, norayEnv(relayPorts));
   const bare = await Child.start('udp-forwarder.ts', { label: 'bare-forwarder', cpu: ctx.serverCpu, env: { BENCH_UDP_BUFFER: String(BUFFER) } });
+  const native = await Child.start('native-forwarder.ts', { label: 'native-forwarder' });
   const results: RelayResults = {
     series: [],
     cpuCost: [],
@@ -290,6 +291,7 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
       const ep: Endpoints = { a, b, aPorts: await a.call('bind', { count: pairs }), bPorts: await b.call('bind', { count: pairs }) };
       const relay = await norayPairs(ctx, ports, ep);
       const bareSetup = await bare.call<[number, number][]>('setup', { pairs: ep.aPorts.map((p, i) => [p, ep.bPorts[i]]) });
+      const nativeSetup = await native.call<{ pid: number; ports: [number, number][] } | null>('setup', { pairs: ep.aPorts.map((p, i) => [p, ep.bPorts[i]]), cpu: ctx.serverCpu });
       const targets: { target: Target; aTo: number[]; bTo: number[]; pid: number | null }[] = [
         { target: 'direct', aTo: ep.bPorts, bTo: ep.aPorts, pid: null },
         { target: 'bare', aTo: bareSetup.map(([, fb]) => fb), bTo: bareSetup.map(([fa]) => fa), pid: bare.pid },
@@ -301,11 +303,14 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
         await b.call('connect', { ports: t.bTo });
         for (const size of ctx.sizes) results.series.push(await stepped(ctx, ep, t.target, t.pid, size));
       }
+      const costTargets = [...targets];
+      if (nativeSetup) costTargets.push({ target: 'native', aTo: nativeSetup.ports.map(([, fb]) => fb), bTo: nativeSetup.ports.map(([fa]) => fa), pid: nativeSetup.pid });
       // CPU per datagram at one fixed rate, bare and noray alternating: independent of where the
       // generator saturates, and the alternation spreads the noise of a shared machine evenly.
       const costs: Record<string, { us: (number | null)[]; loss: number[] }> = { bare: { us: [], loss: [] }, noray: { us: [], loss: [] } };
+      if (nativeSetup) costs.native = { us: [], loss: [] };
       for (let round = 0; round < ctx.rttRounds; round++) {
-        for (const t of targets) {
+        for (const t of costTargets) {
           if (t.target === 'direct') continue;
           await a.call('connect', { ports: t.aTo });
           await b.call('connect', { ports: t.bTo });
@@ -341,7 +346,8 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
       await Promise.all([a.kill(), b.kill()]);
     }
   }
-  await Promise.all([server.kill(), bare.kill()]);
+  await native.call('stop').catch(() => undefined);
+  await Promise.all([server.kill(), bare.kill(), native.kill()]);
   results.limits = await limitCheck(ctx);
   return results;
 }

@@ -74,11 +74,12 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
       out.push('', `Server CPU per delivered datagram at a fixed rate (64 B, bare and noray alternating, median of rounds), microseconds`);
       out.push(
         table(
-          ['pairs', 'rate', 'bare us/dgram', 'noray us/dgram', 'noray/bare', 'max loss noray'],
+          ['pairs', 'rate', 'bare us/dgram', 'noray us/dgram', 'noray/bare', 'native C (recvmmsg/sendmmsg) us/dgram', 'max loss noray'],
           [...new Set(relay.cpuCost.map((c) => c.pairs))].map((p) => {
             const b = relay.cpuCost.find((c) => c.target === 'bare' && c.pairs === p);
             const n = relay.cpuCost.find((c) => c.target === 'noray' && c.pairs === p);
-            return [String(p), `${k(n?.rate)}/s`, b?.usPerDatagram?.toFixed(2) ?? '-', n?.usPerDatagram?.toFixed(2) ?? '-', ratio(n?.usPerDatagram, b?.usPerDatagram), n ? `${(n.loss * 100).toFixed(2)}%` : '-'];
+            const nat = relay.cpuCost.find((c) => c.target === 'native' && c.pairs === p);
+            return [String(p), `${k(n?.rate)}/s`, b?.usPerDatagram?.toFixed(2) ?? '-', n?.usPerDatagram?.toFixed(2) ?? '-', ratio(n?.usPerDatagram, b?.usPerDatagram), nat?.usPerDatagram?.toFixed(2) ?? 'no C compiler', n ? `${(n.loss * 100).toFixed(2)}%` : '-'];
           }),
         ),
       );
@@ -150,7 +151,7 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
   return out.join('\n');
 }
 
-const COLORS: Record<string, string> = { direct: '#999999', bare: '#1f77b4', noray: '#d62728' };
+const COLORS: Record<string, string> = { direct: '#999999', bare: '#1f77b4', noray: '#d62728', native: '#2ca02c' };
 const DASH: Record<number, string> = { 1: '', 100: '6 3', 1000: '2 3' };
 
 /** One panel per datagram size: delivered vs offered (thousand/s) for every target and pair count. */
@@ -197,7 +198,7 @@ ${lines}
 </g>`;
   });
   const legendItems = [
-    ...Object.entries(COLORS).map(([name, color]) => ({ label: name === 'direct' ? 'direct to sink (generator ceiling)' : name === 'bare' ? 'bare dgram forwarder' : 'noray relay', color, dash: '' })),
+    ...Object.entries(COLORS).filter(([name]) => relay.series.some((s) => s.target === name)).map(([name, color]) => ({ label: name === 'direct' ? 'direct to sink (generator ceiling)' : name === 'bare' ? 'bare dgram forwarder' : 'noray relay', color, dash: '' })),
     ...Object.entries(DASH).map(([pairs, dash]) => ({ label: `${pairs} pair${pairs === '1' ? '' : 's'}`, color: '#333', dash })),
     { label: 'circle: loss >= 1%', color: '#333', dash: 'none' },
   ];
