@@ -252,8 +252,9 @@ function socketBuffersOf(port: number): { recv: number; send: number } | null {
 }
 
 export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
-  const maxPairs = Math.max(...ctx.pairCounts);
-  const relayPorts = Math.max(2 * maxPairs + 50, 64);
+  // Relays of earlier pair counts stay until their idle timeout, so make room for all of them.
+  const totalPairs = ctx.pairCounts.reduce((a, b) => a + b, 0);
+  const relayPorts = Math.max(2 * totalPairs + 100, 64);
   ctx.log(`relay: starting noray with ${relayPorts} relay ports`);
   const { server, ports } = await startNoray(ctx, norayEnv(relayPorts));
   const bare = await Child.start('udp-forwarder.ts', { label: 'bare-forwarder', cpu: ctx.serverCpu, env: { BENCH_UDP_BUFFER: String(BUFFER) } });

@@ -34,7 +34,7 @@ const ctx: BenchContext = {
   loadCpu: twoCores ? '1' : undefined,
   stepMs: quick ? 500 : 1200,
   drainMs: quick ? 200 : 250,
-  rates: quick ? [5000, 20000] : [10000, 20000, 40000, 60000, 70000, 80000, 90000, 100000, 120000, 140000],
+  rates: quick ? [5000, 20000] : [10000, 20000, 40000, 60000, 80000, 100000, 120000, 140000, 160000, 180000],
   sizes: listArg('--sizes') ?? (quick ? [64] : [64, 1200]),
   pairCounts: listArg('--pairs') ?? (quick ? [1, 100] : [1, 100, 1000]),
   directAt: quick ? [1] : [1, 1000],
