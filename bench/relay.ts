@@ -90,6 +90,8 @@ export function norayEnv(ports: number, extra: Record<string, string> = {}): Rec
     NORAY_UDP_RELAY_MAX_INDIVIDUAL_TRAFFIC: '1gb',
     NORAY_UDP_RELAY_MAX_GLOBAL_TRAFFIC: '100gb',
     NORAY_UDP_RELAY_SOCKET_BUFFER: '4mb',
+    // Relays wait idle while the baselines run; the idle sweep still runs, it just must not free them.
+    NORAY_UDP_RELAY_TIMEOUT: '1h',
     // One IP (loopback) plays every client: lift the per-IP and per-connection rate limits (still checked).
     NORAY_MAX_CONNECTIONS: '1000000',
     NORAY_MAX_CONNECTIONS_PER_IP: '1000000',
@@ -213,7 +215,9 @@ async function roundTrip(ctx: BenchContext, ep: Endpoints, target: Target, serve
   const sent = await ep.a.call<{ sent: number }>('send', { rate: ctx.rttRate, durationMs: ctx.rttMs, size: 64, stamp: true });
   const after = serverPid !== null ? sampleProc(serverPid) : null;
   await sleep(ctx.drainMs);
-  const r = await ep.a.call<{ samples: number; p50: number; p99: number; p999: number }>('rtt');
+  const raw = await ep.a.call<{ samples: number; p50: number | null; p99: number | null; p999: number | null }>('rtt');
+  // NaN (no samples) arrives as null over IPC.
+  const r = { samples: raw.samples, p50: raw.p50 ?? NaN, p99: raw.p99 ?? NaN, p999: raw.p999 ?? NaN };
   await ep.b.call('reset', {});
   await ep.a.call('reset', {});
   const result: RttResult = {
