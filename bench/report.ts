@@ -202,14 +202,18 @@ ${lines}
     ...Object.entries(DASH).map(([pairs, dash]) => ({ label: `${pairs} pair${pairs === '1' ? '' : 's'}`, color: '#333', dash })),
     { label: 'circle: loss >= 1%', color: '#333', dash: 'none' },
   ];
+  // Each entry as wide as its label (about 6 px a character at 10 px) so long labels never overlap.
+  const legendX: number[] = [];
+  legendItems.reduce((x, item) => (legendX.push(x), x + 45 + item.label.length * 6), 20);
   const legend = legendItems
     .map((item, i) => {
-      const lx = 20 + i * 150;
+      const lx = legendX[i] ?? 20;
       const mark = item.dash === 'none' ? `<circle cx="${lx + 12}" cy="${H + 15}" r="3" fill="none" stroke="#333"/>` : `<line x1="${lx}" y1="${H + 15}" x2="${lx + 25}" y2="${H + 15}" stroke="${item.color}" stroke-width="2" stroke-dasharray="${item.dash}"/>`;
       return `${mark}<text x="${lx + 30}" y="${H + 19}" font-size="10">${item.label}</text>`;
     })
     .join('');
-  const width = Math.max(W * sizes.length, legendItems.length * 150 + 20);
+  const legendWidth = legendItems.reduce((width, item) => width + 45 + item.label.length * 6, 40);
+  const width = Math.max(W * sizes.length, legendWidth);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 35}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
 ${panels.join('\n')}
