@@ -1,0 +1,64 @@
+// The import direction of ARCHITECTURE.md, checked on every test run: a codec imports nothing of
+// ours, the core imports no front (nor ops), a front never imports another front, and only the
+// composition root imports fronts.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = resolve(import.meta.dirname, '../src');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : path.endsWith('.ts') ? [path] : [];
+  });
+}
+
+/** Our own modules a file imports, as paths relative to src/. */
+function localImports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const specifiers = [...text.matchAll(/^(?:import|export)[^'"]*from\s+'(\.[^']+)'/gm)].map((m) => m[1] as string);
+  return specifiers.map((specifier) => relative(SRC, resolve(dirname(file), specifier)).replace(/\.js$/, '.ts'));
+}
+
+const all = files(SRC).map((file) => ({ path: relative(SRC, file), imports: localImports(file) }));
+const frontOf = (path: string) => /^fronts\/([^/]+)\//.exec(path)?.[1];
+
+describe('import direction', () => {
+  it('finds the sources', () => {
+    expect(all.length).toBeGreaterThan(30);
+  });
+
+  it.each(all.filter((f) => /(^|\/)codec\.ts$/.test(f.path)).map((f) => [f.path, f.imports]))(
+    '%s imports nothing of ours',
+    (_path, imports) => {
+      expect(imports).toEqual([]);
+    },
+  );
+
+  it.each(all.filter((f) => f.path.startsWith('core/')).map((f) => [f.path, f.imports]))(
+    '%s imports only the core',
+    (_path, imports) => {
+      expect(imports.filter((target) => !target.startsWith('core/'))).toEqual([]);
+    },
+  );
+
+  it.each(all.filter((f) => frontOf(f.path) !== undefined).map((f) => [f.path, f.imports]))(
+    '%s imports no other front',
+    (path, imports) => {
+      const own = frontOf(path);
+      const others = imports.filter((target) => {
+        const front = frontOf(target);
+        return front !== undefined && front !== own;
+      });
+      expect(others).toEqual([]);
+    },
+  );
+
+  it('only the composition root imports fronts', () => {
+    const importers = all
+      .filter((f) => !f.path.startsWith('fronts/') && f.imports.some((target) => frontOf(target) !== undefined))
+      .map((f) => f.path);
+    expect(importers).toEqual(['app.ts']);
+  });
+});
