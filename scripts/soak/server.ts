@@ -78,7 +78,7 @@ export class ServerProcess {
     readonly child: ChildProcess,
     readonly ports: Ports,
     exited: Promise<void>,
-    private readonly lines: ReturnType<typeof createInterface>,
+    lines: ReturnType<typeof createInterface>,
   ) {
     this.exited = exited;
     lines.on('line', (line) => this.onLine(line));

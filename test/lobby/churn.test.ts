@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { port, startApp } from '../helpers/app.js';
+import { startLobby } from './fixtures.js';
 import { eventually, OrionClient } from './orion-client.js';
 
 const GROUPS = 120; // three clients each: 360 clients
@@ -65,15 +65,7 @@ const scenarios: Scenario[] = [
 
 describe('lobby front churn', () => {
   it('leaves no client, lobby or timer behind after hundreds of clients come and go', async () => {
-    const app = await startApp({
-      lobbyHttpPort: 0,
-      lobbyUdpPort: 0,
-      lobbyConnectRequestInterval: 50,
-      lobbyServerConnectTimeout: 60_000,
-      lobbyConnectTimeout: 60_000,
-    });
-    const httpPort = port(app, 'lobby', 'http');
-    const udpPort = port(app, 'lobby', 'udp');
+    const { app, httpPort, udpPort } = await startLobby();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < GROUPS) {

@@ -1,38 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { ABORT_REASONS } from '../../src/core/lobbies/index.js';
 import { port, startApp } from '../helpers/app.js';
+import { clientPool, startLobby } from './fixtures.js';
 import { eventually, http, OrionClient } from './orion-client.js';
 
 const UNREGISTERED = 'The client is unregistered. Try reconnecting.';
 
-const clients: OrionClient[] = [];
+const connect = clientPool();
 
 async function invalidCount(app: App, transport: string, reason: string): Promise<number> {
   const metric = await app.metrics.getSingleMetric('noray_lobby_invalid_messages_total')?.get();
   return metric?.values.find((v) => v.labels.transport === transport && v.labels.reason === reason)?.value ?? 0;
 }
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-});
-
-async function lobbyApp(overrides: Record<string, number> = {}): Promise<{ app: App; httpPort: number; udpPort: number }> {
-  const app = await startApp({
-    lobbyHttpPort: 0,
-    lobbyUdpPort: 0,
-    lobbyConnectRequestInterval: 50,
-    lobbyServerConnectTimeout: 60_000,
-    lobbyConnectTimeout: 60_000,
-    ...overrides,
-  });
-  return { app, httpPort: port(app, 'lobby', 'http'), udpPort: port(app, 'lobby', 'udp') };
-}
-
-async function connect(httpPort: number, udpPort: number | null = null): Promise<OrionClient> {
-  const client = await OrionClient.connect(httpPort, udpPort);
-  clients.push(client);
-  return client;
-}
+const lobbyApp = startLobby;
 
 /** A host and `others.length` joined members; returns them in join order, host first. */
 async function lobbyWith(
@@ -61,8 +42,7 @@ describe('lobby front: connection and HTTP', () => {
     const { httpPort } = await lobbyApp();
     const root = await connect(httpPort);
     expect(root.token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    const other = await OrionClient.connect(httpPort, null, '/some/where?x=1');
-    clients.push(other);
+    const other = await connect(httpPort, null, '/some/where?x=1');
     expect(other.token).not.toBe(root.token);
   });
 

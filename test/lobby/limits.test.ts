@@ -3,47 +3,29 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { App } from '../../src/app.js';
-import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { ABORT_REASONS, UNAVAILABLE } from '../../src/core/lobbies/index.js';
 import { encodeMessage } from '../../src/fronts/lobby/codec.js';
 import { SourceRateLimiter } from '../../src/fronts/lobby/limits.js';
 import { RATE_LIMITED_ERROR } from '../../src/fronts/lobby/server.js';
-import { port, startApp } from '../helpers/app.js';
-import { eventually, http, OrionClient } from './orion-client.js';
+import { clientPool, startLobby } from './fixtures.js';
+import { eventually, http } from './orion-client.js';
 
 // Every test client comes from 127.0.0.1, so per-IP limits apply to all of them. A second source
 // is 127.0.0.2: Linux routes all of 127.0.0.0/8 to the loopback interface.
 const OTHER_SOURCE = '127.0.0.2';
 const onLinux = process.platform === 'linux';
 
-const clients: OrionClient[] = [];
+const connect = clientPool();
+const lobbyApp = startLobby;
 const sockets: Array<WebSocket | UdpSocket> = [];
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
   for (const socket of sockets.splice(0)) {
     if (socket instanceof WebSocket) socket.terminate();
     else socket.close();
   }
 });
 
-async function lobbyApp(overrides: Partial<Config> = {}): Promise<{ app: App; httpPort: number; udpPort: number }> {
-  const app = await startApp({
-    lobbyHttpPort: 0,
-    lobbyUdpPort: 0,
-    lobbyConnectRequestInterval: 50,
-    lobbyServerConnectTimeout: 60_000,
-    lobbyConnectTimeout: 60_000,
-    ...overrides,
-  });
-  return { app, httpPort: port(app, 'lobby', 'http'), udpPort: port(app, 'lobby', 'udp') };
-}
-
-async function connect(httpPort: number, udpPort: number | null = null): Promise<OrionClient> {
-  const client = await OrionClient.connect(httpPort, udpPort);
-  clients.push(client);
-  return client;
-}
 
 async function rejections(app: App, reason: string): Promise<number> {
   const metric = await app.metrics.getSingleMetric('noray_limit_rejections_total')?.get();
