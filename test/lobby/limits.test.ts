@@ -6,7 +6,7 @@ import type { App } from '../../src/app.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { ABORT_REASONS, UNAVAILABLE } from '../../src/core/lobbies/index.js';
 import { encodeMessage } from '../../src/fronts/lobby/codec.js';
-import { SourceRateLimiter } from '../../src/fronts/lobby/limits.js';
+import { SourceRateLimiter } from '../../src/core/limits/source-rate-limiter.js';
 import { RATE_LIMITED_ERROR } from '../../src/fronts/lobby/server.js';
 import { clientPool, startLobby } from './fixtures.js';
 import { eventually, http } from './orion-client.js';

@@ -21,7 +21,7 @@ import {
 } from '../../core/lobbies/index.js';
 import type { Front, FrontDeps } from '../front.js';
 import { decodeMessage, encodeMessage } from './codec.js';
-import { SourceRateLimiter } from './limits.js';
+import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { createLobbyMetrics, type InvalidReason, type LobbyMetrics, type Transport } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { chatPayload, createLobbyBody, describeIssues, joinLobbyBody, startMediationBody, tokenPayload } from './schemas.js';

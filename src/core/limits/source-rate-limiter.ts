@@ -1,5 +1,5 @@
-import type { Clock } from '../../core/clock.js';
-import { TokenBucket } from '../../core/limits/token-bucket.js';
+import type { Clock } from '../clock.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** Most source addresses whose HTTP request rate is tracked at once. */
 export const MAX_TRACKED_SOURCES = 10_000;
