@@ -454,6 +454,31 @@ describe('UDP relay (connect-relay)', () => {
   });
 });
 
+describe('dual-stack listening', () => {
+  it('sends IPv4 peers as plain dotted addresses and relays them over IPv6 sockets', async () => {
+    const app = await startNoray({ socketHost: '::', udpHost: '::' });
+    const host = await registeredPlayer(app);
+    const client = await registeredPlayer(app);
+    client.putCommand('connect', host.oid);
+    expect(await client.next('connect')).toBe(`127.0.0.1:${host.localPort}`);
+    expect(await host.next('connect')).toBe(`127.0.0.1:${client.localPort}`);
+
+    client.putCommand('connect-relay', host.oid);
+    const hostRelayPort = Number(await client.next('connect-relay'));
+    const clientRelayPort = Number(await host.next('connect-relay'));
+    const hostUdp = await localSocket(host);
+    const clientUdp = await localSocket(client);
+    const atHost = collect(hostUdp);
+    const atClient = collect(clientUdp);
+    clientUdp.send('over v6', hostRelayPort, '127.0.0.1');
+    hostUdp.send('and back', clientRelayPort, '127.0.0.1');
+    await until(() => atHost.length === 1 && atClient.length === 1);
+    expect(atHost[0]).toMatchObject({ port: clientRelayPort, address: '127.0.0.1' });
+    expect(atHost[0]?.data.toString()).toBe('over v6');
+    expect(atClient[0]).toMatchObject({ port: hostRelayPort, address: '127.0.0.1' });
+  });
+});
+
 describe('relay expiry and limits (manual clock)', () => {
   async function relayedPair(overrides: Partial<Config>) {
     const clock = new ManualClock();
