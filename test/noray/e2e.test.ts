@@ -52,6 +52,16 @@ async function registeredPlayer(app: App): Promise<NetfoxClient> {
   return client;
 }
 
+/** A registered host and client introduced by `connect-relay`, with the relay port each was told. */
+async function relayedPlayers(app: App) {
+  const host = await registeredPlayer(app);
+  const client = await registeredPlayer(app);
+  client.putCommand('connect-relay', host.oid);
+  const hostRelayPort = Number(await client.next('connect-relay'));
+  const clientRelayPort = Number(await host.next('connect-relay'));
+  return { host, client, hostRelayPort, clientRelayPort };
+}
+
 async function localSocket(client: NetfoxClient): Promise<UdpSocket> {
   const socket = await bindLocalPort(client.localPort);
   sockets.push(socket);
@@ -323,11 +333,7 @@ describe('NAT punchthrough (connect)', () => {
 describe('UDP relay (connect-relay)', () => {
   it('relays the handshake and 1000 datagrams each way intact, in order, from the relay address', async () => {
     const app = await startNoray();
-    const host = await registeredPlayer(app);
-    const client = await registeredPlayer(app);
-    client.putCommand('connect-relay', host.oid);
-    const hostRelayPort = Number(await client.next('connect-relay'));
-    const clientRelayPort = Number(await host.next('connect-relay'));
+    const { host, client, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
     const relayPorts = app.ports().noray?.relay as number[];
     expect(relayPorts).toContain(hostRelayPort);
     expect(relayPorts).toContain(clientRelayPort);
@@ -402,11 +408,7 @@ describe('UDP relay (connect-relay)', () => {
 
   it('forwards only between introduced endpoints', async () => {
     const app = await startNoray();
-    const host = await registeredPlayer(app);
-    const client = await registeredPlayer(app);
-    client.putCommand('connect-relay', host.oid);
-    const hostRelayPort = Number(await client.next('connect-relay'));
-    const clientRelayPort = Number(await host.next('connect-relay'));
+    const { host, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
     const hostUdp = await localSocket(host);
     const atHost = collect(hostUdp);
 
@@ -425,10 +427,7 @@ describe('UDP relay (connect-relay)', () => {
 
   it('keeps relays when the host disconnects, but the OpenID is gone', async () => {
     const app = await startNoray();
-    const host = await registeredPlayer(app);
-    const client = await registeredPlayer(app);
-    client.putCommand('connect-relay', host.oid);
-    const hostRelayPort = Number(await client.next('connect-relay'));
+    const { host, client, hostRelayPort } = await relayedPlayers(app);
     const hostUdp = await localSocket(host);
     const clientUdp = await localSocket(client);
     const atHost = collect(hostUdp);
@@ -483,10 +482,7 @@ describe('relay expiry and limits (manual clock)', () => {
   async function relayedPair(overrides: Partial<Config>) {
     const clock = new ManualClock();
     const app = await startNoray({ udpRelayCleanupInterval: 1000, udpRelayTimeout: 30_000, ...overrides }, clock);
-    const host = await registeredPlayer(app);
-    const client = await registeredPlayer(app);
-    client.putCommand('connect-relay', host.oid);
-    const hostRelayPort = Number(await client.next('connect-relay'));
+    const { host, client, hostRelayPort } = await relayedPlayers(app);
     const hostUdp = await localSocket(host);
     const clientUdp = await localSocket(client);
     const atHost = collect(hostUdp);
