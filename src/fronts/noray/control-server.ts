@@ -8,6 +8,7 @@ import type { LimitReporter } from '../../ops/limit-reporter.js';
 import { encodeCommand, LineDecoder, parseCommand } from './codec.js';
 import type { ControlPeer, HostSession, NorayCommands } from './handlers.js';
 import type { NorayMetrics } from './metrics.js';
+import { endWithMessage } from '../socket-close.js';
 
 export interface ControlServerOptions {
   readonly host: string;
@@ -28,7 +29,6 @@ export interface ControlServerOptions {
   readonly loginTimeoutMs: number;
 }
 
-const CLOSE_GRACE_MS = 2000;
 
 /** The TCP glue of the control channel: bytes in, lines to the handlers, lines out. */
 export class ControlServer {
@@ -76,8 +76,7 @@ export class ControlServer {
     const verdict = this.gate.admit(ip);
     if (verdict !== 'ok') {
       limits.report('noray', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
-      socket.end(encodeCommand('error', 'server busy: too many connections'));
-      socket.destroySoon();
+      endWithMessage(socket, encodeCommand('error', 'server busy: too many connections'));
       return;
     }
     this.sockets.add(socket);
@@ -87,13 +86,12 @@ export class ControlServer {
     let closing = false;
     let loginTimer: Timer | null = null;
 
-    /** Says why in one error line, then closes; reads and discards until then so the line is not lost to a reset. */
+    /** Says why in one error line, then closes. */
     const closeWithError = (reason: string, message: string) => {
       if (closing) return;
       closing = true;
       metrics.connectionsClosed.inc({ reason });
-      socket.end(encodeCommand('error', message));
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      endWithMessage(socket, encodeCommand('error', message));
     };
 
     const peer: ControlPeer = {

@@ -8,6 +8,7 @@ import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { Room, type Member } from '../../core/rooms.js';
 import type { Front, FrontDeps } from '../front.js';
 import { encodeFrame, frame, FrameDecoder, type DecodeErrorCode, type Frame } from './codec.js';
+import { endWithMessage } from '../socket-close.js';
 
 interface Conn {
   readonly socket: Socket;
@@ -18,8 +19,6 @@ interface Conn {
   readonly bucket: TokenBucket;
   /** Closes the connection if no INIT has succeeded by then; null after the first INIT. */
   loginTimer: Timer | null;
-  /** After an ERROR-then-close: destroys the socket if the peer does not close its side in time. */
-  graceTimer: NodeJS.Timeout | null;
   /** This connection's current id in the directory; null before INIT and after CLOSE. */
   member: Member<Buffer> | null;
   gone: boolean;
@@ -35,7 +34,6 @@ type CloseReason =
   | `malformed_${Lowercase<DecodeErrorCode>}`;
 
 /** How long a connection closed with an ERROR frame may take to read it before it is cut. */
-const CLOSE_GRACE_MS = 2000;
 const BUSY_FRAME = encodeFrame(frame('ERROR', undefined, undefined, 'Server busy: too many connections'));
 type Rejection = 'not_initialized' | 'no_destination' | 'unknown_destination' | 'id_taken';
 
@@ -164,7 +162,6 @@ class TcpRelayFront implements Front {
       decoder: new FrameDecoder({ maxFrameSize: this.maxFrame }),
       bucket: new TokenBucket(config.messageRate, config.messageBurst, clock),
       loginTimer: null,
-      graceTimer: null,
       member: null,
       gone: false,
     };
@@ -178,8 +175,6 @@ class TcpRelayFront implements Front {
     socket.on('error', () => this.drop(conn, 'error'));
     socket.on('close', () => {
       this.drop(conn, 'closed');
-      if (conn.graceTimer !== null) clearTimeout(conn.graceTimer);
-      conn.graceTimer = null;
       this.conns.delete(conn);
       this.gate.release(ip);
     });
@@ -188,14 +183,8 @@ class TcpRelayFront implements Front {
   /** Over a connection limit: one ERROR frame, then close (reading and discarding until then). */
   private refuse(socket: Socket): void {
     this.refused.add(socket);
-    socket.on('error', () => {});
-    socket.resume();
-    const grace = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-    socket.on('close', () => {
-      clearTimeout(grace);
-      this.refused.delete(socket);
-    });
-    socket.end(BUSY_FRAME);
+    socket.on('close', () => this.refused.delete(socket));
+    endWithMessage(socket, BUSY_FRAME);
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
@@ -294,10 +283,7 @@ class TcpRelayFront implements Front {
    */
   private closeWithError(conn: Conn, reason: CloseReason, message: string): void {
     if (!this.forget(conn, reason)) return;
-    const socket = conn.socket;
-    if (socket.destroyed) return;
-    conn.graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-    socket.end(encodeFrame(frame('ERROR', undefined, undefined, message)));
+    endWithMessage(conn.socket, encodeFrame(frame('ERROR', undefined, undefined, message)));
   }
 
   /** Marks a connection gone: frees its id, cancels its login deadline, counts the close. False if it already was. */
