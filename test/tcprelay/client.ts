@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { Inbox } from '../helpers/inbox.js';
 
 /** A frame as a Rocco client writes it: int32 big-endian length, then the UTF-8 JSON. */
 export function raw(message: object | string): Buffer {
@@ -12,12 +13,9 @@ export type Received = Record<string, unknown>;
 
 /** A test client acting like a Rocco client over a plain TCP socket; parses what it gets independently of the codec. */
 export class RoccoClient {
-  readonly frames: string[] = [];
   readonly closed: Promise<void>;
+  private readonly inbox = new Inbox<string>();
   private pending = Buffer.alloc(0);
-  private read = 0;
-  private isClosed = false;
-  private readonly waiters: Array<() => void> = [];
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (chunk) => {
@@ -25,16 +23,14 @@ export class RoccoClient {
       while (this.pending.length >= 4) {
         const length = this.pending.readInt32BE(0);
         if (this.pending.length < 4 + length) break;
-        this.frames.push(this.pending.subarray(4, 4 + length).toString('utf8'));
+        this.inbox.push(this.pending.subarray(4, 4 + length).toString('utf8'));
         this.pending = this.pending.subarray(4 + length);
       }
-      this.wake();
     });
     socket.on('error', () => {});
     this.closed = new Promise((resolve) =>
       socket.on('close', () => {
-        this.isClosed = true;
-        this.wake();
+        this.inbox.close();
         resolve();
       }),
     );
@@ -78,12 +74,8 @@ export class RoccoClient {
   }
 
   /** The next frame's JSON text; rejects if the connection closes first. */
-  async nextText(): Promise<string> {
-    while (this.read >= this.frames.length) {
-      if (this.isClosed) throw new Error(`closed while waiting for frame #${this.read}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-    return this.frames[this.read++] as string;
+  nextText(): Promise<string> {
+    return this.inbox.next();
   }
 
   async next(): Promise<Received> {
@@ -91,13 +83,16 @@ export class RoccoClient {
   }
 
   async take(count: number): Promise<Received[]> {
-    const out: Received[] = [];
-    for (let i = 0; i < count; i++) out.push(await this.next());
-    return out;
+    return (await this.inbox.take(count)).map((text) => JSON.parse(text) as Received);
   }
 
   get unread(): number {
-    return this.frames.length - this.read;
+    return this.inbox.unread;
+  }
+
+  /** Every frame received so far, read or not. */
+  get frames(): readonly string[] {
+    return this.inbox.items;
   }
 
   end(): Promise<void> {
@@ -105,7 +100,4 @@ export class RoccoClient {
     return this.closed;
   }
 
-  private wake(): void {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
 }

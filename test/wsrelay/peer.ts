@@ -1,4 +1,5 @@
 import { WebSocket, type ClientOptions } from 'ws';
+import { Inbox } from '../helpers/inbox.js';
 
 export interface Closed {
   code: number;
@@ -7,24 +8,19 @@ export interface Closed {
 
 /** A test WebSocket peer acting like a CarParty game server or phone: queues what it receives. */
 export class WsPeer {
-  readonly received: string[] = [];
   readonly binaries: Buffer[] = [];
   readonly closed: Promise<Closed>;
-  private readonly waiters: Array<() => void> = [];
-  private read = 0;
-  private isClosed = false;
+  private readonly inbox = new Inbox<string>();
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data, isBinary) => {
       if (isBinary) this.binaries.push(data as Buffer);
-      else this.received.push((data as Buffer).toString('utf8'));
-      this.wake();
+      else this.inbox.push((data as Buffer).toString('utf8'));
     });
     ws.on('error', () => {});
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
-        this.isClosed = true;
-        this.wake();
+        this.inbox.close();
         resolve({ code, reason: reason.toString() });
       });
     });
@@ -45,12 +41,8 @@ export class WsPeer {
   }
 
   /** The next text message not yet read; rejects if the connection closes first. */
-  async next(): Promise<string> {
-    while (this.read >= this.received.length) {
-      if (this.isClosed) throw new Error(`closed while waiting for message #${this.read}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-    return this.received[this.read++] as string;
+  next(): Promise<string> {
+    return this.inbox.next();
   }
 
   async nextJson(): Promise<unknown> {
@@ -58,15 +50,18 @@ export class WsPeer {
   }
 
   /** Reads `count` messages. */
-  async take(count: number): Promise<string[]> {
-    const out: string[] = [];
-    for (let i = 0; i < count; i++) out.push(await this.next());
-    return out;
+  take(count: number): Promise<string[]> {
+    return this.inbox.take(count);
   }
 
   /** Messages received but not read yet. */
   get unread(): number {
-    return this.received.length - this.read;
+    return this.inbox.unread;
+  }
+
+  /** Every text message received so far, read or not. */
+  get received(): readonly string[] {
+    return this.inbox.items;
   }
 
   close(): Promise<Closed> {
@@ -74,9 +69,6 @@ export class WsPeer {
     return this.closed;
   }
 
-  private wake(): void {
-    for (const waiter of this.waiters.splice(0)) waiter();
-  }
 }
 
 export async function loginServer(port: number, code: string): Promise<WsPeer> {
