@@ -21,6 +21,4 @@ export function flagName(spec: Pick<OptionSpec<unknown>, 'env'>): string {
   return spec.env.replace(/^NORAY_/, '').toLowerCase().replace(/_/g, '-');
 }
 
-export type OptionTable = Record<string, OptionSpec<unknown>>;
-
 export type ConfigOf<O> = { readonly [K in keyof O]: O[K] extends OptionSpec<infer T> ? T : never };

@@ -8,7 +8,3 @@ export interface Endpoint {
 export function normalizeAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
-
-export function formatEndpoint(endpoint: Endpoint): string {
-  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
-}
