@@ -1,5 +1,4 @@
 // The real entry point, spawned as users run it. `npm test` builds dist/ before vitest runs.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,123 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { flagName, type OptionSpec } from '../src/config/option.js';
 import { OPTIONS } from '../src/config/schema.js';
+import { cleanEnv, QUIET_PORTS, Run, WAIT_MS, withTimeout, type LogLine } from './helpers/spawned.js';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BIN = join(ROOT, 'dist', 'bin', 'noray.js');
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-const WAIT_MS = 20_000;
-
-/** Everything that binds a port: on an ephemeral port or off, on loopback. */
-const QUIET_PORTS: Record<string, string> = {
-  NORAY_SOCKET_HOST: '127.0.0.1',
-  NORAY_HTTP_HOST: '127.0.0.1',
-  NORAY_UDP_HOST: '127.0.0.1',
-  NORAY_LOBBY_HOST: '127.0.0.1',
-  NORAY_WSRELAY_HOST: '127.0.0.1',
-  NORAY_TCPRELAY_HOST: '127.0.0.1',
-  NORAY_SOCKET_PORT: '0',
-  NORAY_HTTP_PORT: '0',
-  NORAY_UDP_REGISTRAR_PORT: '0',
-  NORAY_UDP_RELAY_PORTS: 'off',
-  NORAY_LOBBY_HTTP_PORT: 'off',
-  NORAY_LOBBY_UDP_PORT: 'off',
-  NORAY_WSRELAY_PORT: 'off',
-  NORAY_TCPRELAY_PORT: 'off',
-};
-
-/** The parent's environment without any NORAY_* variable, so only what a test sets counts. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('NORAY_')) env[key] = value;
-  return { ...env, ...extra };
-}
-
-interface LogLine {
-  msg?: string;
-  [key: string]: unknown;
-}
-
-/** A spawned process with its output collected and waitable. */
-class Run {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private waiters: Array<() => void> = [];
-
-  constructor(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }) {
-    this.child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      this.stdout += text;
-      this.notify();
-    });
-    this.child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-      this.stderr += text;
-      this.notify();
-    });
-    this.exited = new Promise((resolveExit, reject) => {
-      this.child.on('error', reject);
-      this.child.on('close', (code, signal) => {
-        this.notify();
-        resolveExit({ code, signal });
-      });
-    });
-  }
-
-  /** JSON log lines printed so far. */
-  get logs(): LogLine[] {
-    return this.stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as LogLine);
-  }
-
-  /** Resolves with the first JSON log line with this message, as soon as it is printed. */
-  async waitForLog(msg: string): Promise<LogLine> {
-    return this.waitFor(() => this.logs.find((line) => line.msg === msg), `log line "${msg}"`);
-  }
-
-  async exit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return withTimeout(this.exited, WAIT_MS, 'process exit');
-  }
-
-  private waitFor<T>(find: () => T | undefined, what: string): Promise<T> {
-    return new Promise<T>((resolveFound, reject) => {
-      const check = () => {
-        const found = find();
-        if (found !== undefined) {
-          clearTimeout(timer);
-          this.waiters = this.waiters.filter((w) => w !== check);
-          resolveFound(found);
-        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          clearTimeout(timer);
-          reject(new Error(`process ended before ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(new Error(`timed out waiting for ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-      }, WAIT_MS);
-      this.waiters.push(check);
-      check();
-    });
-  }
-
-  private notify(): void {
-    for (const waiter of [...this.waiters]) waiter();
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 const runs: Run[] = [];
 let cwd: string;
 
