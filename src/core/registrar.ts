@@ -2,7 +2,8 @@ import type { Endpoint } from './endpoint.js';
 
 export type Registration<S> =
   | { readonly outcome: 'unknown' }
-  | { readonly outcome: 'registered' | 'repeat' | 'moved'; readonly session: S; readonly endpoint: Endpoint };
+  | { readonly outcome: 'registered' | 'repeat'; readonly session: S; readonly endpoint: Endpoint }
+  | { readonly outcome: 'moved'; readonly session: S; readonly endpoint: Endpoint; readonly previous: Endpoint };
 
 /**
  * "This secret arrived from that UDP endpoint." The latest registration wins, so a client
@@ -22,7 +23,8 @@ export class AddressRegistrar<S> {
     }
     const stored = { address: endpoint.address, port: endpoint.port };
     this.endpoints.set(session, stored);
-    return { outcome: previous ? 'moved' : 'registered', session, endpoint: stored };
+    if (previous) return { outcome: 'moved', session, endpoint: stored, previous };
+    return { outcome: 'registered', session, endpoint: stored };
   }
 
   endpointOf(session: S): Endpoint | undefined {

@@ -38,15 +38,15 @@ async function startNoray(overrides: Partial<Config> = {}, clock?: ManualClock):
   );
 }
 
-async function player(app: App): Promise<NetfoxClient> {
-  const client = await NetfoxClient.connect(port(app, 'noray', 'control'));
+async function player(app: App, localAddress = '127.0.0.1'): Promise<NetfoxClient> {
+  const client = await NetfoxClient.connect(port(app, 'noray', 'control'), '127.0.0.1', localAddress);
   clients.push(client);
   return client;
 }
 
 /** register_host() then register_remote(), as every netfox player does. */
-async function registeredPlayer(app: App): Promise<NetfoxClient> {
-  const client = await player(app);
+async function registeredPlayer(app: App, localAddress = '127.0.0.1'): Promise<NetfoxClient> {
+  const client = await player(app, localAddress);
   await client.registerHost();
   expect(await client.registerRemote(port(app, 'noray', 'registrar'))).toBe('OK');
   return client;
@@ -63,7 +63,7 @@ async function relayedPlayers(app: App) {
 }
 
 async function localSocket(client: NetfoxClient): Promise<UdpSocket> {
-  const socket = await bindLocalPort(client.localPort);
+  const socket = await bindLocalPort(client.localPort, client.localAddress);
   sockets.push(socket);
   return socket;
 }
@@ -378,13 +378,13 @@ describe('UDP relay (connect-relay)', () => {
     expect(stats?.packets).toBeGreaterThanOrEqual(2000);
   });
 
-  it('gives a host one relay port and each of three clients its own', async () => {
+  it('gives a host one relay port and each of three clients (on three IPs) its own', async () => {
     const app = await startNoray();
     const host = await registeredPlayer(app);
     const hostUdp = await localSocket(host);
     const players = [];
     for (let i = 0; i < 3; i++) {
-      const client = await registeredPlayer(app);
+      const client = await registeredPlayer(app, `127.0.0.${11 + i}`);
       client.putCommand('connect-relay', host.oid);
       const hostRelayPort = Number(await client.next('connect-relay'));
       const clientRelayPort = Number(await host.next('connect-relay'));
@@ -408,21 +408,33 @@ describe('UDP relay (connect-relay)', () => {
 
   it('forwards only between introduced endpoints', async () => {
     const app = await startNoray();
-    const { host, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
+    const { host, client, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
     const hostUdp = await localSocket(host);
+    const clientUdp = await localSocket(client);
     const atHost = collect(hostUdp);
+    const stats = () => app.front<NorayFront>('noray')?.relay?.stats;
 
+    // Another IP never gets in.
     const stranger = createSocket('udp4');
     sockets.push(stranger);
-    await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.2', resolve));
     stranger.send('let me in', hostRelayPort, '127.0.0.1');
-    const stats = () => app.front<NorayFront>('noray')?.relay?.stats;
     await until(() => (stats()?.drops.no_permission ?? 0) === 1);
     // A relay port nobody holds drops too.
     const unused = (app.ports().noray?.relay as number[]).filter((p) => p !== hostRelayPort && p !== clientRelayPort);
     stranger.send('hello?', unused[0] as number, '127.0.0.1');
     await until(() => (stats()?.drops.unallocated ?? 0) === 1);
-    expect(atHost).toEqual([]);
+
+    // Another port of the client's IP, while the client is active on the lane, is locked out.
+    clientUdp.send('the client', hostRelayPort, '127.0.0.1');
+    await until(() => atHost.length === 1);
+    const neighbour = createSocket('udp4');
+    sockets.push(neighbour);
+    await new Promise<void>((resolve) => neighbour.bind(0, '127.0.0.1', resolve));
+    neighbour.send('same ip, other port', hostRelayPort, '127.0.0.1');
+    await until(() => (stats()?.drops.mapping_locked ?? 0) === 1);
+    expect(atHost.map((entry) => entry.data.toString())).toEqual(['the client']);
+    expect(stats()?.learned).toBe(0);
   });
 
   it('keeps relays when the host disconnects, but the OpenID is gone', async () => {
@@ -439,6 +451,63 @@ describe('UDP relay (connect-relay)', () => {
     clientUdp.send('still playing', hostRelayPort, '127.0.0.1');
     await until(() => atHost.length === 1);
     expect(atHost[0]?.data.toString()).toBe('still playing');
+  });
+
+  it('relays a player whose relay traffic leaves from another port than the registrar saw (symmetric NAT)', async () => {
+    const app = await startNoray();
+    const { host, client, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
+    // Behind a symmetric NAT each destination gets its own external port: both players here talk to
+    // the relay from sockets the registrar never saw, and are answered only there.
+    const hostNat = createSocket('udp4');
+    const clientNat = createSocket('udp4');
+    sockets.push(hostNat, clientNat);
+    await Promise.all([hostNat, clientNat].map((s) => new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))));
+    const hostRegistered = collect(await localSocket(host));
+    const clientRegistered = collect(await localSocket(client));
+    const blast = blastHostHandshake(hostNat, '127.0.0.1', clientRelayPort);
+    try {
+      const handshake = await handshakeOverPacketPeer(clientNat, '127.0.0.1', hostRelayPort);
+      expect(handshake.ok).toBe(true);
+      expect(handshake.from.every((info) => info.port === hostRelayPort)).toBe(true);
+    } finally {
+      blast.stop();
+    }
+    // Until a player is heard on its lane it is sent to where the registrar saw it (a real
+    // symmetric NAT drops that); from then on only to where it is heard.
+    expect(hostRegistered.length + clientRegistered.length).toBeLessThanOrEqual(2);
+    const before = [hostRegistered.length, clientRegistered.length];
+    const atHost = collect(hostNat);
+    const atClient = collect(clientNat);
+    clientNat.send('game data', hostRelayPort, '127.0.0.1');
+    hostNat.send('host data', clientRelayPort, '127.0.0.1');
+    await until(() => atHost.some((entry) => entry.data.toString() === 'game data'));
+    await until(() => atClient.some((entry) => entry.data.toString() === 'host data'));
+    expect(atHost.find((entry) => entry.data.toString() === 'game data')?.port).toBe(clientRelayPort);
+    expect(atClient.find((entry) => entry.data.toString() === 'host data')?.port).toBe(hostRelayPort);
+    expect([hostRegistered.length, clientRegistered.length]).toEqual(before);
+    expect(app.front<NorayFront>('noray')?.relay?.stats.learned).toBe(2);
+  });
+
+  it('moves a player\'s relays to its new address when it registers again (register_remote from a new port)', async () => {
+    const app = await startNoray();
+    const { host, client, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
+    const hostUdp = await localSocket(host);
+    const oldClientPort = client.localPort;
+    expect(await client.registerRemote(port(app, 'noray', 'registrar'))).toBe('OK');
+    expect(client.localPort).not.toBe(oldClientPort);
+    const clientUdp = await localSocket(client);
+    const atClient = collect(clientUdp);
+    const atHost = collect(hostUdp);
+    hostUdp.send('to the new port', clientRelayPort, '127.0.0.1');
+    await until(() => atClient.length === 1);
+    expect(atClient[0]?.port).toBe(hostRelayPort);
+    clientUdp.send('from the new port', hostRelayPort, '127.0.0.1');
+    await until(() => atHost.length === 1);
+    expect(atHost[0]?.port).toBe(clientRelayPort);
+    client.putCommand('connect-relay', host.oid);
+    expect(Number(await client.next('connect-relay'))).toBe(hostRelayPort);
+    expect(Number(await host.next('connect-relay'))).toBe(clientRelayPort);
+    expect(app.front<NorayFront>('noray')?.relay?.stats.relays).toBe(2);
   });
 
   it('reports a full relay pool with an error line', async () => {

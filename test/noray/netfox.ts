@@ -21,6 +21,8 @@ export class NetfoxClient {
   private constructor(
     readonly socket: Socket,
     readonly host: string,
+    /** The address the game's UDP sockets bind to (another loopback address stands for another IP). */
+    readonly localAddress: string,
   ) {
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => this.ingest(text));
@@ -31,10 +33,10 @@ export class NetfoxClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<NetfoxClient> {
+  static connect(port: number, host = '127.0.0.1', localAddress = '127.0.0.1'): Promise<NetfoxClient> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host, noDelay: true });
-      socket.once('connect', () => resolve(new NetfoxClient(socket, host)));
+      socket.once('connect', () => resolve(new NetfoxClient(socket, host, localAddress)));
       socket.once('error', reject);
     });
   }
@@ -123,7 +125,7 @@ export class NetfoxClient {
    */
   async registerRemote(registrarPort: number, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<'OK' | 'FAILED' | 'TIMEOUT'> {
     const udp = createSocket('udp4');
-    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => udp.bind(0, this.localAddress, resolve));
     const replies: Buffer[] = [];
     udp.on('message', (message) => replies.push(message));
     const packet = Buffer.from(this.pid, 'utf8');
@@ -158,11 +160,11 @@ export class NetfoxClient {
 }
 
 /** A UDP socket bound to the registered local port, as the game binds it for the handshake and ENet. */
-export async function bindLocalPort(port: number): Promise<UdpSocket> {
+export async function bindLocalPort(port: number, address = '127.0.0.1'): Promise<UdpSocket> {
   const udp = createSocket('udp4');
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
-    udp.bind(port, '127.0.0.1', () => resolve());
+    udp.bind(port, address, () => resolve());
   });
   return udp;
 }

@@ -121,4 +121,11 @@ export const norayOptions = {
     parse: parseByteSize,
     describe: 'Receive and send buffer size of each relay socket (absorbs bursts)',
   }),
+  udpRelayRelearnAfter: option({
+    env: 'NORAY_UDP_RELAY_RELEARN_AFTER',
+    default: '3s',
+    parse: parseDuration,
+    describe:
+      'A player heard on a relay port from another NAT mapping than its registered one is learned there; that mapping is locked until silent this long',
+  }),
 };

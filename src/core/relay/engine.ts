@@ -1,8 +1,22 @@
 import type { RemoteInfo } from 'node:dgram';
 import type { Clock, Timer } from '../clock.js';
 import type { Endpoint } from '../endpoint.js';
+import { laneForNewSource, type MappingRules } from './mapping.js';
 import { PortPool, type BindFailure, type RelaySlot } from './port-pool.js';
-import { ADMIT, bytesPerSlice, DROP, DROP_REASONS, GlobalTraffic, Relay, type DropReason, type RelayLimits } from './relay.js';
+import {
+  ADMIT,
+  bytesPerSlice,
+  DROP,
+  DROP_REASONS,
+  EndpointMap,
+  GlobalTraffic,
+  Lane,
+  NEVER_HEARD,
+  Player,
+  Relay,
+  type DropReason,
+  type RelayLimits,
+} from './relay.js';
 
 export interface UdpRelayEngineOptions {
   readonly host: string;
@@ -17,6 +31,8 @@ export interface UdpRelayEngineOptions {
   readonly maxLifetimeMs: number;
   readonly maxLifetimeBytes: number;
   readonly socketBufferBytes: number;
+  /** A learned NAT mapping silent for this long may be replaced by a new source (see mapping.ts). */
+  readonly relearnAfterMs: number;
 }
 
 export type IntroduceResult =
@@ -30,20 +46,28 @@ export interface RelayEngineStats {
   packets: number;
   bytes: number;
   expired: number;
+  /** Sources learned on relay ports for players whose NAT maps them elsewhere than the registrar saw. */
+  learned: number;
+  /** Of those, learned again after the earlier mapping went silent (NAT rebinding). */
+  relearned: number;
   drops: Record<DropReason, number>;
 }
 
 /**
- * UDP relay: every endpoint taking part gets a relay port; a datagram from endpoint S arriving on
- * T's relay port is sent to T from S's relay port, so each side only ever sees the server.
- * Forwarding happens only between endpoints introduced to each other (like TURN permissions).
+ * UDP relay: every player taking part gets a relay port; a datagram from S arriving on T's relay
+ * port is sent to T from S's relay port, so each side only ever sees the server. Forwarding happens
+ * only between players introduced to each other (like TURN permissions), and each player is
+ * answered where it is heard on that port, so players behind symmetric NATs work (mapping.ts).
  */
 export class UdpRelayEngine {
   private readonly pool: PortPool;
-  /** Endpoint (port, then address in the socket's form) -> its relay. */
-  private readonly byEndpoint = new Map<number, Map<string, Relay>>();
-  private relayCount = 0;
+  /** Registered endpoint (socket form) -> the player. */
+  private readonly players = new EndpointMap<Player>();
+  /** Learned source -> the player it belongs to, and on how many lanes. */
+  private readonly learnedSources = new EndpointMap<{ readonly player: Player; lanes: number }>();
+  private readonly allocated = new Set<Relay>();
   private readonly limits: RelayLimits;
+  private readonly rules: MappingRules;
   private readonly global: GlobalTraffic;
   private readonly clock: Clock;
   private cleanupTimer: Timer | null = null;
@@ -51,6 +75,8 @@ export class UdpRelayEngine {
   private packets = 0;
   private bytes = 0;
   private expired = 0;
+  private learned = 0;
+  private relearned = 0;
   private readonly drops = new Float64Array(DROP_REASONS.length);
 
   constructor(private readonly options: UdpRelayEngineOptions) {
@@ -61,6 +87,7 @@ export class UdpRelayEngine {
       maxLifetimeMs: options.maxLifetimeMs,
       maxLifetimeBytes: options.maxLifetimeBytes,
     };
+    this.rules = { relearnAfterMs: options.relearnAfterMs };
     this.global = new GlobalTraffic(
       bytesPerSlice(options.maxGlobalBytesPerSecond, options.trafficIntervalMs),
       options.trafficIntervalMs,
@@ -86,25 +113,34 @@ export class UdpRelayEngine {
   async stop(): Promise<void> {
     this.cleanupTimer?.cancel();
     this.cleanupTimer = null;
-    for (const relay of this.relays()) this.free(relay);
+    for (const relay of [...this.allocated]) this.free(relay);
     await this.pool.close();
   }
 
   /** The hot path: one lookup, one limiter check, one send. */
   private forward(slot: RelaySlot, message: Buffer, from: RemoteInfo): void {
-    const target = slot.relay;
-    if (target === null) {
+    const inbound = slot.relay;
+    if (inbound === null) {
       this.drops[DROP.unallocated]! += 1;
       return;
     }
-    const source = target.permissions.get(from.port)?.get(from.address);
-    if (source === undefined) {
-      this.drops[DROP.no_permission]! += 1;
-      return;
-    }
-    const size = message.length;
     const now = this.clock.now();
-    const verdict = source.admit(size, now, this.limits);
+    let lane = inbound.sources.get(from.port, from.address);
+    if (lane === undefined) {
+      const found = this.learn(inbound, from, now);
+      if (typeof found === 'number') {
+        this.drops[found]! += 1;
+        return;
+      }
+      lane = found;
+    } else if (lane.learned !== null && from.port !== lane.learned.port) {
+      // The registered endpoint itself is heard: the registrar vouched for it, so it wins over a
+      // source learned before it spoke (which may have been a stranger behind the same IP).
+      this.unlearn(lane);
+    }
+    lane.heardAt = now;
+    const size = message.length;
+    const verdict = lane.sender.admit(size, now, this.limits);
     if (verdict !== ADMIT) {
       this.drops[verdict]! += 1;
       return;
@@ -113,43 +149,121 @@ export class UdpRelayEngine {
       this.drops[DROP.global_bandwidth]! += 1;
       return;
     }
-    target.lastActive = now;
+    const back = lane.reverse;
+    inbound.lastActive = now;
+    back.inbound.lastActive = now;
     this.packets++;
     this.bytes += size;
-    source.slot.socket.send(message, target.endpoint.port, target.endpoint.address);
+    back.inbound.slot.socket.send(message, back.reach.port, back.reach.address);
+  }
+
+  /** A source not seen on this port before: learn it as a peer's NAT mapping if the rule allows. */
+  private learn(inbound: Relay, from: RemoteInfo, now: number): Lane | number {
+    const source: Endpoint = { address: from.address, port: from.port };
+    const found = laneForNewSource(inbound, source, now, this.rules, (candidate) => this.ownerOf(candidate));
+    if (typeof found === 'number') return found;
+    if (found.learned !== null || found.heardAt !== NEVER_HEARD) this.relearned++;
+    this.unlearn(found);
+    found.learned = source;
+    found.reach = source;
+    inbound.sources.set(source, found);
+    const entry = this.learnedSources.get(source.port, source.address);
+    if (entry) entry.lanes++;
+    else this.learnedSources.set(source, { player: found.sender, lanes: 1 });
+    this.learned++;
+    return found;
+  }
+
+  private ownerOf(source: Endpoint): Player | undefined {
+    return this.players.get(source.port, source.address) ?? this.learnedSources.get(source.port, source.address)?.player;
+  }
+
+  /** Forgets a lane's learned source: it is reached at its registered endpoint again. */
+  private unlearn(lane: Lane): void {
+    const learned = lane.learned;
+    if (learned === null) return;
+    lane.inbound.sources.delete(learned, lane);
+    const entry = this.learnedSources.get(learned.port, learned.address);
+    if (entry && --entry.lanes === 0) this.learnedSources.delete(learned, entry);
+    lane.learned = null;
+    lane.reach = lane.sender.endpoint;
   }
 
   /**
-   * Lets endpoints a and b reach each other through their relays, making relays as needed.
-   * Returns the relay port of each.
+   * Lets endpoints a and b reach each other through relays, making relays as needed.
+   * Returns the relay port each is reached on (a is told portB, b is told portA).
    */
   introduce(a: Endpoint, b: Endpoint): IntroduceResult {
     const keyA = this.socketForm(a);
     const keyB = this.socketForm(b);
     if (keyA.address === keyB.address && keyA.port === keyB.port) return { ok: false, reason: 'same_endpoint' };
-    const existingA = this.lookup(keyA);
-    const relayA = existingA ?? this.allocate(keyA);
-    if (!relayA) return { ok: false, reason: 'no_free_port' };
-    const relayB = this.lookup(keyB) ?? this.allocate(keyB);
-    if (!relayB) {
-      if (!existingA) this.free(relayA);
-      return { ok: false, reason: 'no_free_port' };
-    }
-    relayA.permit(relayB);
-    relayB.permit(relayA);
+    const now = this.clock.now();
+    const playerA = this.players.get(keyA.port, keyA.address) ?? new Player(keyA, now);
+    const playerB = this.players.get(keyB.port, keyB.address) ?? new Player(keyB, now);
+    const existing = playerA.lanes.get(playerB);
+    if (existing) return { ok: true, portA: existing.reverse.inbound.port, portB: existing.inbound.port };
+
+    const reuseB = this.shareableRelay(playerB, playerA);
+    const reuseA = this.shareableRelay(playerA, playerB);
+    const needed = (reuseA ? 0 : 1) + (reuseB ? 0 : 1);
+    if (this.pool.freeCount < needed) return { ok: false, reason: 'no_free_port' };
+    const relayA = reuseA ?? this.allocate(playerA, now);
+    const relayB = reuseB ?? this.allocate(playerB, now);
+    const toB = new Lane(playerA, relayB);
+    const toA = new Lane(playerB, relayA);
+    toB.reverse = toA;
+    toA.reverse = toB;
+    this.addLane(toB);
+    this.addLane(toA);
     return { ok: true, portA: relayA.port, portB: relayB.port };
   }
 
-  /** The relay port of an endpoint, if it has one. */
+  /**
+   * A relay of `owner` that `sender` can send to without being confused with another peer:
+   * one where no other sender has the same IP. Null means a relay of its own is needed.
+   */
+  private shareableRelay(owner: Player, sender: Player): Relay | null {
+    for (const relay of owner.relays) {
+      if (!relay.lanes.some((lane) => lane.sender.endpoint.address === sender.endpoint.address)) return relay;
+    }
+    return null;
+  }
+
+  /**
+   * A player re-registered from a new endpoint (through the registrar, so it proved its
+   * PrivateID): its relays follow it, keeping their ports, and its learned mappings start over.
+   * Refused (false) when another player is registered at the new endpoint.
+   */
+  move(from: Endpoint, to: Endpoint): boolean {
+    const keyFrom = this.socketForm(from);
+    const keyTo = this.socketForm(to);
+    const player = this.players.get(keyFrom.port, keyFrom.address);
+    if (!player) return false;
+    if (this.players.get(keyTo.port, keyTo.address)) return false;
+    this.players.delete(keyFrom, player);
+    player.endpoint = keyTo;
+    this.players.set(keyTo, player);
+    for (const lane of player.lanes.values()) {
+      this.unlearn(lane);
+      lane.inbound.sources.delete(keyFrom, lane);
+      lane.reach = keyTo;
+      lane.heardAt = NEVER_HEARD;
+      lane.inbound.sources.set(keyTo, lane);
+    }
+    return true;
+  }
+
+  /** The relay port an endpoint is reached on by new peers, if it has one. */
   relayPortOf(endpoint: Endpoint): number | undefined {
-    return this.lookup(this.socketForm(endpoint))?.port;
+    const key = this.socketForm(endpoint);
+    return this.players.get(key.port, key.address)?.relays[0]?.port;
   }
 
   /** Frees relays idle for longer than the timeout; returns how many. */
   sweep(): number {
     const now = this.clock.now();
     let count = 0;
-    for (const relay of this.relays()) {
+    for (const relay of [...this.allocated]) {
       if (now - relay.lastActive >= this.options.idleTimeoutMs) {
         this.free(relay);
         count++;
@@ -163,12 +277,14 @@ export class UdpRelayEngine {
     const drops = {} as Record<DropReason, number>;
     DROP_REASONS.forEach((reason, index) => (drops[reason] = this.drops[index] ?? 0));
     return {
-      relays: this.relayCount,
+      relays: this.allocated.size,
       boundPorts: this.pool.size,
       freePorts: this.pool.freeCount,
       packets: this.packets,
       bytes: this.bytes,
       expired: this.expired,
+      learned: this.learned,
+      relearned: this.relearned,
       drops,
     };
   }
@@ -177,38 +293,43 @@ export class UdpRelayEngine {
     return this.pool.boundPorts;
   }
 
-  private *relays(): Generator<Relay> {
-    for (const byAddress of [...this.byEndpoint.values()]) yield* [...byAddress.values()];
-  }
-
-  private lookup(endpoint: Endpoint): Relay | undefined {
-    return this.byEndpoint.get(endpoint.port)?.get(endpoint.address);
-  }
-
-  private allocate(endpoint: Endpoint): Relay | undefined {
+  private allocate(owner: Player, now: number): Relay {
     const slot = this.pool.acquire();
-    if (!slot) return undefined;
-    const relay = new Relay(endpoint, slot, this.clock.now());
+    if (!slot) throw new Error('relay port pool empty after a free-count check');
+    const relay = new Relay(owner, slot, now);
     slot.relay = relay;
-    let byAddress = this.byEndpoint.get(endpoint.port);
-    if (!byAddress) {
-      byAddress = new Map();
-      this.byEndpoint.set(endpoint.port, byAddress);
-    }
-    byAddress.set(endpoint.address, relay);
-    this.relayCount++;
+    if (owner.relays.length === 0) this.players.set(owner.endpoint, owner);
+    owner.relays.push(relay);
+    this.allocated.add(relay);
     return relay;
   }
 
+  private addLane(lane: Lane): void {
+    lane.inbound.lanes.push(lane);
+    lane.inbound.sources.set(lane.sender.endpoint, lane);
+    lane.sender.lanes.set(lane.receiver, lane);
+  }
+
+  private removeLane(lane: Lane): void {
+    this.unlearn(lane);
+    const lanes = lane.inbound.lanes;
+    const index = lanes.indexOf(lane);
+    if (index >= 0) lanes.splice(index, 1);
+    lane.inbound.sources.delete(lane.sender.endpoint, lane);
+    if (lane.sender.lanes.get(lane.receiver) === lane) lane.sender.lanes.delete(lane.receiver);
+  }
+
+  /** Frees a relay port and both directions of every pair that used it. */
   private free(relay: Relay): void {
-    for (const peer of relay.peers()) peer.revoke(relay);
-    relay.permissions.clear();
-    const byAddress = this.byEndpoint.get(relay.endpoint.port);
-    if (byAddress?.get(relay.endpoint.address) === relay) {
-      byAddress.delete(relay.endpoint.address);
-      if (byAddress.size === 0) this.byEndpoint.delete(relay.endpoint.port);
-      this.relayCount--;
+    if (!this.allocated.delete(relay)) return;
+    for (const lane of [...relay.lanes]) {
+      this.removeLane(lane);
+      this.removeLane(lane.reverse);
     }
+    const owner = relay.owner;
+    const index = owner.relays.indexOf(relay);
+    if (index >= 0) owner.relays.splice(index, 1);
+    if (owner.relays.length === 0) this.players.delete(owner.endpoint, owner);
     this.pool.release(relay.slot);
   }
 
@@ -217,6 +338,6 @@ export class UdpRelayEngine {
     if (this.pool.family === 'udp6' && /^\d+\.\d+\.\d+\.\d+$/.test(endpoint.address)) {
       return { address: `::ffff:${endpoint.address}`, port: endpoint.port };
     }
-    return endpoint;
+    return { address: endpoint.address, port: endpoint.port };
   }
 }

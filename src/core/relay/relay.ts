@@ -5,6 +5,7 @@ import type { RelaySlot } from './port-pool.js';
 export const DROP_REASONS = [
   'unallocated',
   'no_permission',
+  'mapping_locked',
   'relay_bandwidth',
   'global_bandwidth',
   'lifetime_duration',
@@ -15,11 +16,14 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export const DROP = Object.fromEntries(DROP_REASONS.map((reason, index) => [reason, index])) as {
   readonly [R in DropReason]: number;
 };
+/** A lane's `heardAt` before its sender's first datagram. */
+export const NEVER_HEARD = Number.NEGATIVE_INFINITY;
+
 /** Returned by admit() when the datagram may pass. */
 export const ADMIT = -1;
 
 export interface RelayLimits {
-  /** Bytes one relay may send per traffic slice. */
+  /** Bytes one player may send per traffic slice. */
   readonly bytesPerSlice: number;
   readonly sliceMs: number;
   readonly maxLifetimeMs: number;
@@ -31,32 +35,63 @@ export function bytesPerSlice(bytesPerSecond: number, sliceMs: number): number {
   return Math.floor((bytesPerSecond * sliceMs) / 1000);
 }
 
+/** Nested map keyed by port, then address: lookups by a datagram's source allocate nothing. */
+export class EndpointMap<V> {
+  private readonly byPort = new Map<number, Map<string, V>>();
+  private count = 0;
+
+  get(port: number, address: string): V | undefined {
+    return this.byPort.get(port)?.get(address);
+  }
+
+  set(endpoint: Endpoint, value: V): void {
+    let byAddress = this.byPort.get(endpoint.port);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.byPort.set(endpoint.port, byAddress);
+    }
+    if (!byAddress.has(endpoint.address)) this.count++;
+    byAddress.set(endpoint.address, value);
+  }
+
+  /** Deletes the entry only if it still holds `value`. */
+  delete(endpoint: Endpoint, value: V): void {
+    const byAddress = this.byPort.get(endpoint.port);
+    if (byAddress?.get(endpoint.address) !== value) return;
+    byAddress.delete(endpoint.address);
+    this.count--;
+    if (byAddress.size === 0) this.byPort.delete(endpoint.port);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  *values(): Generator<V> {
+    for (const byAddress of [...this.byPort.values()]) yield* [...byAddress.values()];
+  }
+}
+
 /**
- * One endpoint's relay: the port the server uses to talk to it, the peers allowed to reach
- * it (permissions, keyed port then address so lookups allocate nothing), and its traffic state.
+ * One registered endpoint taking part in relays (a game host or client). It owns one relay port,
+ * or more where two of its peers sit behind one IP, and the send budget the relay limits count.
  */
-export class Relay {
-  /** Source endpoint (port, then address as the socket reports it) -> that peer's relay. */
-  readonly permissions = new Map<number, Map<string, Relay>>();
-  lastActive: number;
+export class Player {
+  /** Relay ports this player is reached on; the first is the one later peers share. */
+  readonly relays: Relay[] = [];
+  /** Lanes this player sends on, by the player they lead to. */
+  readonly lanes = new Map<Player, Lane>();
   totalBytes = 0;
   private sliceEnd = 0;
   private sliceBytes = 0;
 
   constructor(
-    /** The endpoint this relay belongs to, with the address in the socket's own form. */
-    readonly endpoint: Endpoint,
-    readonly slot: RelaySlot,
+    /** The registered endpoint, with the address in the relay sockets' form. Moves on re-registration. */
+    public endpoint: Endpoint,
     readonly createdAt: number,
-  ) {
-    this.lastActive = createdAt;
-  }
+  ) {}
 
-  get port(): number {
-    return this.slot.port;
-  }
-
-  /** Counts a datagram this relay's endpoint sends through the server; returns ADMIT or a DROP index. */
+  /** Counts a datagram this player sends through the server; returns ADMIT or a DROP index. */
   admit(size: number, now: number, limits: RelayLimits): number {
     if (now - this.createdAt >= limits.maxLifetimeMs) return DROP.lifetime_duration;
     if (this.totalBytes + size > limits.maxLifetimeBytes) return DROP.lifetime_traffic;
@@ -67,30 +102,54 @@ export class Relay {
     if (this.sliceBytes + size > limits.bytesPerSlice) return DROP.relay_bandwidth;
     this.sliceBytes += size;
     this.totalBytes += size;
-    this.lastActive = now;
     return ADMIT;
   }
+}
 
-  permit(peer: Relay): void {
-    let byAddress = this.permissions.get(peer.endpoint.port);
-    if (!byAddress) {
-      byAddress = new Map();
-      this.permissions.set(peer.endpoint.port, byAddress);
-    }
-    byAddress.set(peer.endpoint.address, peer);
+/** A relay port allocated to one player: its peers send here to reach that player. */
+export class Relay {
+  /** Datagram source (port, then address in the socket's form) -> the lane it travels on. */
+  readonly sources = new EndpointMap<Lane>();
+  /** Every lane arriving on this port, whether or not its sender has been heard yet. */
+  readonly lanes: Lane[] = [];
+  lastActive: number;
+
+  constructor(
+    readonly owner: Player,
+    readonly slot: RelaySlot,
+    now: number,
+  ) {
+    this.lastActive = now;
   }
 
-  revoke(peer: Relay): void {
-    const byAddress = this.permissions.get(peer.endpoint.port);
-    if (byAddress?.get(peer.endpoint.address) !== peer) return;
-    byAddress.delete(peer.endpoint.address);
-    if (byAddress.size === 0) this.permissions.delete(peer.endpoint.port);
+  get port(): number {
+    return this.slot.port;
+  }
+}
+
+/**
+ * One direction of a relayed pair: `sender` sends to `inbound` (the receiver's relay port), and the
+ * server passes it on from `reverse.inbound` (the sender's relay port, as the receiver knows it)
+ * to `reverse.reach` (where the receiver is heard on that port).
+ */
+export class Lane {
+  reverse!: Lane;
+  /** Where the sender is reached from `inbound`: its registered endpoint until it is heard elsewhere. */
+  reach: Endpoint;
+  /** A source learned on `inbound` for this sender (a NAT mapping other than its registered one). */
+  learned: Endpoint | null = null;
+  /** Last time a datagram from the sender arrived on `inbound`. */
+  heardAt = NEVER_HEARD;
+
+  constructor(
+    readonly sender: Player,
+    readonly inbound: Relay,
+  ) {
+    this.reach = sender.endpoint;
   }
 
-  peers(): Relay[] {
-    const peers: Relay[] = [];
-    for (const byAddress of this.permissions.values()) peers.push(...byAddress.values());
-    return peers;
+  get receiver(): Player {
+    return this.inbound.owner;
   }
 }
 

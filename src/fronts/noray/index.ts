@@ -43,6 +43,7 @@ export class NorayFront implements Front {
             maxLifetimeMs: config.udpRelayMaxLifetimeDuration,
             maxLifetimeBytes: config.udpRelayMaxLifetimeTraffic,
             socketBufferBytes: config.udpRelaySocketBuffer,
+            relearnAfterMs: config.udpRelayRelearnAfter,
           });
     if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
     const commands = new NorayCommands({
@@ -88,6 +89,7 @@ export class NorayFront implements Front {
             logger,
             addressPolicy,
             limits: deps.limits,
+            onMoved: (from, to) => this.relay?.move(from, to),
           });
   }
 

@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { AddressPolicy } from '../../core/address-policy.js';
-import { normalizeAddress } from '../../core/endpoint.js';
+import { normalizeAddress, type Endpoint } from '../../core/endpoint.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
 import type { AddressRegistrar } from '../../core/registrar.js';
 import type { HostSession } from './handlers.js';
@@ -21,6 +21,8 @@ export interface RegistrarSocketOptions {
   readonly logger: Logger;
   readonly addressPolicy: AddressPolicy;
   readonly limits: LimitReporter;
+  /** A registered player re-registered from a new endpoint (its relays follow it). */
+  readonly onMoved?: (from: Endpoint, to: Endpoint) => void;
 }
 
 /**
@@ -81,6 +83,7 @@ export class RegistrarSocket {
     }
     if (result.outcome === 'repeat') metrics.registrarRepeat.inc();
     else {
+      if (result.outcome === 'moved') this.options.onMoved?.(result.previous, result.endpoint);
       metrics.registrarSuccess.inc();
       this.options.logger.info(
         { oid: result.session.publicId, address: `${result.endpoint.address}:${result.endpoint.port}`, moved: result.outcome === 'moved' },
