@@ -22,7 +22,11 @@ function localImports(file: string): string[] {
 }
 
 const all = files(SRC).map((file) => ({ path: relative(SRC, file), imports: localImports(file) }));
-const frontOf = (path: string) => /^fronts\/([^/]+)\//.exec(path)?.[1];
+/** The front a path belongs to; `fronts/shared/` is plumbing every front may use, not a front. */
+const frontOf = (path: string) => {
+  const front = /^fronts\/([^/]+)\//.exec(path)?.[1];
+  return front === 'shared' ? undefined : front;
+};
 
 describe('import direction', () => {
   it('finds the sources', () => {
@@ -52,6 +56,13 @@ describe('import direction', () => {
         return front !== undefined && front !== own;
       });
       expect(others).toEqual([]);
+    },
+  );
+
+  it.each(all.filter((f) => f.path.startsWith('fronts/shared/')).map((f) => [f.path, f.imports]))(
+    '%s (shared front plumbing) imports no front',
+    (_path, imports) => {
+      expect(imports.filter((target) => frontOf(target) !== undefined)).toEqual([]);
     },
   );
 

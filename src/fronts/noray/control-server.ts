@@ -8,7 +8,7 @@ import type { LimitReporter } from '../../ops/limit-reporter.js';
 import { encodeCommand, LineDecoder, parseCommand } from './codec.js';
 import type { ControlPeer, HostSession, NorayCommands } from './handlers.js';
 import type { NorayMetrics } from './metrics.js';
-import { endWithMessage } from '../socket-close.js';
+import { endWithMessage } from '../shared/socket-close.js';
 
 export interface ControlServerOptions {
   readonly host: string;

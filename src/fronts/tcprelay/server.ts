@@ -8,7 +8,7 @@ import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { Room, type Member } from '../../core/rooms.js';
 import type { Front, FrontDeps } from '../front.js';
 import { encodeFrame, frame, FrameDecoder, type DecodeErrorCode, type Frame } from './codec.js';
-import { endWithMessage } from '../socket-close.js';
+import { endWithMessage } from '../shared/socket-close.js';
 
 interface Conn {
   readonly socket: Socket;
