@@ -225,6 +225,77 @@ describe('running', () => {
   }, 60_000);
 });
 
+describe('signals through a wrapper (npm start, npx noray)', () => {
+  /** The health port stops answering once the server is gone. */
+  async function healthGone(port: number): Promise<boolean> {
+    return fetch(`http://127.0.0.1:${port}/health`).then(
+      () => false,
+      () => true,
+    );
+  }
+
+  it('SIGTERM to npx stops the server instead of leaving it running as an orphan', async () => {
+    writeFileSync(join(cwd, 'empty.env'), '');
+    const run = new Run('npx', ['--no-install', 'noray', '--dotenv', join(cwd, 'empty.env')], {
+      cwd: ROOT,
+      env: cleanEnv(QUIET_PORTS),
+    });
+    runs.push(run);
+    const ready = await run.waitForLog('noray ready', 60_000);
+    const http = (ready.ports as Record<string, Record<string, number>>).ops?.http as number;
+    run.child.kill('SIGTERM');
+    // stdout closes only when the last process holding it, the server, has exited.
+    await withTimeout(run.exited, WAIT_MS, 'the server behind npx to exit');
+    expect(run.logs.find((line) => line.msg === 'shutting down')).toBeDefined();
+    expect(run.logs.at(-1)?.msg).toBe('noray stopped');
+    expect(await healthGone(http)).toBe(true);
+  }, 90_000);
+
+  it('started by npm, the server stops when its parent dies, whatever killed it', async () => {
+    // `; true` keeps any sh from exec-ing node: the shell stays in between, as under npm.
+    const run = new Run('sh', ['-c', `"${process.execPath}" "${BIN}"; true`], {
+      cwd,
+      env: cleanEnv({ ...QUIET_PORTS, npm_lifecycle_event: 'start' }),
+    });
+    runs.push(run);
+    await run.waitForLog('noray ready');
+    run.child.kill('SIGKILL');
+    await withTimeout(run.exited, WAIT_MS, 'the orphaned server to exit');
+    expect(run.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ reason: 'parent exited' });
+    expect(run.logs.at(-1)?.msg).toBe('noray stopped');
+  }, 60_000);
+
+  it('run directly, the bin does not watch its parent (a daemonizing shell may leave)', async () => {
+    const run = new Run('sh', ['-c', `"${process.execPath}" "${BIN}" & echo "server $!"`], { cwd, env: cleanEnv(QUIET_PORTS) });
+    // The shell exits at once; the server lives on until told to stop.
+    const ready = await run.waitForLog('noray ready');
+    const pid = Number(/^server (\d+)$/m.exec(run.stdout)?.[1]);
+    try {
+      await new Promise((resolveWait) => setTimeout(resolveWait, 2500));
+      expect(run.logs.find((line) => line.msg === 'shutting down')).toBeUndefined();
+      const http = (ready.ports as Record<string, Record<string, number>>).ops?.http as number;
+      expect((await fetch(`http://127.0.0.1:${http}/health`)).status).toBe(200);
+      process.kill(pid, 'SIGTERM');
+      await withTimeout(run.exited, WAIT_MS, 'the server to exit');
+      expect(run.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ signal: 'SIGTERM' });
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }, 60_000);
+
+  it('SIGHUP (the terminal closed) stops gracefully too', async () => {
+    const run = noray([], QUIET_PORTS);
+    await run.waitForLog('noray ready');
+    run.child.kill('SIGHUP');
+    expect(await run.exit()).toEqual({ code: 0, signal: null });
+    expect(run.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ signal: 'SIGHUP' });
+  });
+});
+
 describe('npx noray', () => {
   it('runs the package bin from the repository root', async () => {
     const run = new Run('npx', ['--no-install', 'noray', '--help'], { cwd: ROOT, env: cleanEnv() });

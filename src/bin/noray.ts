@@ -4,6 +4,7 @@ import { App } from '../app.js';
 import { ConfigError, helpText, parseCli, readEnvFile, resolveConfig } from '../config/load.js';
 
 const SHUTDOWN_DEADLINE_MS = 5000;
+const PARENT_CHECK_MS = 1000;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -37,10 +38,10 @@ async function main(): Promise<number> {
   }
 
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (why: { signal: NodeJS.Signals } | { reason: string; parent: number }) => {
     if (stopping) return;
     stopping = true;
-    app.logger.info({ signal }, 'shutting down');
+    app.logger.info(why, 'shutting down');
     const deadline = setTimeout(() => {
       app.logger.error('shutdown deadline passed, exiting');
       process.exit(1);
@@ -56,8 +57,8 @@ async function main(): Promise<number> {
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown({ signal }));
+  watchWrapper((parent) => shutdown({ reason: 'parent exited', parent }));
 
   try {
     await app.start();
@@ -66,6 +67,23 @@ async function main(): Promise<number> {
     return 1;
   }
   return -1; // keep running until a signal
+}
+
+/**
+ * `npm start` and `npx noray` run the bin through a shell (npm -> sh -> node). A SIGTERM to npm
+ * kills npm and the shell but never reaches node, which would keep running as an orphan holding
+ * every port. So when npm started us, notice our parent going away and stop as on SIGTERM.
+ * Run directly (the bin, systemd, a container), nothing is watched: signals arrive as sent.
+ */
+function watchWrapper(onOrphaned: (parent: number) => void): void {
+  if (process.env.npm_lifecycle_event === undefined && process.env.npm_command === undefined) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    onOrphaned(parent);
+  }, PARENT_CHECK_MS);
+  timer.unref();
 }
 
 main().then(

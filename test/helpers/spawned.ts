@@ -53,6 +53,8 @@ export class Run {
   /** Resolves once the process has exited and every holder of its stdout/stderr closed them. */
   readonly exited: Promise<Exit>;
   private waiters: Array<() => void> = [];
+  /** Every holder of stdout/stderr has closed them: nothing more can be printed. */
+  private closed = false;
 
   constructor(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }) {
     this.child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -67,6 +69,7 @@ export class Run {
     this.exited = new Promise((resolveExit, reject) => {
       this.child.on('error', reject);
       this.child.on('close', (code, signal) => {
+        this.closed = true;
         this.notify();
         resolveExit({ code, signal });
       });
@@ -102,7 +105,7 @@ export class Run {
           clearTimeout(timer);
           this.waiters = this.waiters.filter((w) => w !== check);
           resolveFound(found);
-        } else if (!this.running) {
+        } else if (this.closed) {
           clearTimeout(timer);
           reject(new Error(`process ended before ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
         }
