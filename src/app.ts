@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { describePorts, redactConfig } from './config/load.js';
+import { ConfigError, describePorts, redactConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { configProblems } from './config/validate.js';
 import { systemClock, type Clock } from './core/clock.js';
 import type { Front, FrontDeps } from './fronts/front.js';
 import { createNorayFront } from './fronts/noray/index.js';
@@ -30,6 +31,8 @@ export class App {
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
 
   constructor(options: AppOptions) {
+    const problems = configProblems(options.config);
+    if (problems.length > 0) throw new ConfigError(problems.join('; '));
     this.config = options.config;
     this.logger = options.logger ?? createLogger(options.config.logLevel);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });

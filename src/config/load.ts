@@ -4,6 +4,7 @@ import { parseArgs, parseEnv } from 'node:util';
 import { flagName, type OptionSpec } from './option.js';
 import { OPTIONS, type Config, type ConfigKey } from './schema.js';
 import { ConfigValueError } from './units.js';
+import { configProblems } from './validate.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -117,6 +118,8 @@ export function resolveConfig(inputs: ConfigInputs): LoadedConfig {
     }
     sources[key] = source;
   }
+  const problems = configProblems(config as Config);
+  if (problems.length > 0) throw new ConfigError(problems.join('; '));
   return { config: config as Config, sources };
 }
 

@@ -11,7 +11,7 @@ import { NorayCommands, type ControlPeer, type HostSession } from '../../src/fro
 import { createNorayMetrics } from '../../src/fronts/noray/metrics.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
 
-function setup() {
+function setup(newOid?: () => string) {
   const registry = new Registry();
   const logger = pino({ level: 'silent' });
   const directory = new SessionDirectory<HostSession>();
@@ -21,7 +21,7 @@ function setup() {
     directory,
     registrar,
     relay: null,
-    newOid: () => `oid${++counter}`,
+    newOid: newOid ?? (() => `oid${++counter}`),
     newPid: () => `pid${++counter}`,
     logger,
     metrics: createNorayMetrics(registry),
@@ -66,5 +66,20 @@ describe('noray command handlers', () => {
     wire.length = 0;
     run(host, 'connect-relay oid1');
     expect(wire).toEqual([{ to: 'host', line: 'error relaying is disabled on this server\n' }]);
+  });
+
+  it('gives up drawing OpenIDs after a bounded number of collisions instead of spinning', () => {
+    let draws = 0;
+    const { wire, peer, run } = setup(() => {
+      draws++;
+      return 'same';
+    });
+    run(peer('first'), 'register-host');
+    expect(wire.map((entry) => entry.line)[0]).toBe('set-oid same\n');
+    wire.length = 0;
+    draws = 0;
+    run(peer('second'), 'register-host');
+    expect(wire).toEqual([{ to: 'second', line: 'error could not register, try again\n' }]);
+    expect(draws).toBe(64);
   });
 });

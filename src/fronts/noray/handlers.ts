@@ -35,6 +35,9 @@ export interface NorayHandlerDeps {
   readonly addressPolicy: AddressPolicy;
 }
 
+/** Draws of a random OpenID before registration gives up (see freshOid). */
+const MAX_OID_DRAWS = 64;
+
 const KNOWN = new Set(['register-host', 'connect', 'connect-relay', 'echo']);
 
 /** Turns control commands into core calls and answers; every failure is answered with `error REASON`. */
@@ -87,8 +90,10 @@ export class NorayCommands {
       this.deps.limits.report('noray', 'max_sessions', peer.remote);
       return this.fail(peer, 'server full, try later');
     }
+    const publicId = requestedOid !== '' ? requestedOid : this.freshOid();
+    if (publicId === null) return this.fail(peer, 'could not register, try again');
     const session: HostSession = {
-      publicId: requestedOid !== '' ? requestedOid : this.freshOid(),
+      publicId,
       secret: this.deps.newPid(),
       peer,
     };
@@ -133,11 +138,17 @@ export class NorayCommands {
     this.deps.logger.debug({ oid, remote: peer.remote, hostPort: result.portB, clientPort: result.portA }, 'connect-relay');
   }
 
-  private freshOid(): string {
-    for (;;) {
+  /**
+   * A server-made OpenID not in use, or null after a bounded number of draws: the config check
+   * keeps the id space at least 16 times the session limit, so 64 misses in a row do not happen
+   * by chance, and a config that slipped past it must not spin the event loop.
+   */
+  private freshOid(): string | null {
+    for (let attempt = 0; attempt < MAX_OID_DRAWS; attempt++) {
       const oid = this.deps.newOid();
       if (!this.deps.directory.isTaken(oid)) return oid;
     }
+    return null;
   }
 
   private endSession(session: HostSession): void {
