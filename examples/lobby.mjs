@@ -2,11 +2,11 @@
 // Bob finds and joins it, they chat, and peer-to-peer mediation hands each the other's UDP
 // address; they punch through and report success, and the lobby closes.
 //
-//   node examples/lobby.mjs [host] [port]      (default: localhost 5980, a server from `npm start`)
+//   node examples/lobby.mjs [host] [port]      (default: 127.0.0.1 5980, a server from `npm start`)
 import dgram from 'node:dgram';
 import WebSocket from 'ws'; // a dependency of noray: resolves from the clone
 
-const host = process.argv[2] ?? 'localhost';
+const host = process.argv[2] ?? '127.0.0.1';
 const port = Number(process.argv[3] ?? 5980);
 setTimeout(() => fail('gave up after 20 s'), 20_000).unref();
 

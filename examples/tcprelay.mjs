@@ -1,10 +1,10 @@
 // The TCP message relay (RoccoRelayServer's protocol): Alice and Bob each take an id with INIT,
 // then send MESSAGE frames to each other's id through the relay.
 //
-//   node examples/tcprelay.mjs [host] [port]   (default: localhost 5300, a server from `npm start`)
+//   node examples/tcprelay.mjs [host] [port]   (default: 127.0.0.1 5300, a server from `npm start`)
 import { connect } from 'node:net';
 
-const host = process.argv[2] ?? 'localhost';
+const host = process.argv[2] ?? '127.0.0.1';
 const port = Number(process.argv[3] ?? 5300);
 setTimeout(() => fail('gave up after 10 s'), 10_000).unref();
 

@@ -1,13 +1,13 @@
 // The WebSocket message relay (CarParty's protocol): a game "screen" opens a room under a code,
 // a phone joins it, and the relay carries their messages both ways. Both are WebSocket clients.
 //
-//   node examples/wsrelay.mjs [host] [port]    (default: localhost 8080, a server from `npm start`)
+//   node examples/wsrelay.mjs [host] [port]    (default: 127.0.0.1 8080, a server from `npm start`)
 //
 // Node 20 has no global WebSocket without --experimental-websocket, so this uses the `ws`
 // package (a dependency of noray: it resolves from the clone). In a browser, use WebSocket.
 import WebSocket from 'ws';
 
-const host = process.argv[2] ?? 'localhost';
+const host = process.argv[2] ?? '127.0.0.1';
 const port = Number(process.argv[3] ?? 8080);
 setTimeout(() => fail('gave up after 10 s'), 10_000).unref();
 
