@@ -4,14 +4,12 @@ import { runs } from '../helpers/fuzz.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Endpoint } from '../../src/core/endpoint.js';
 import {
-  ABORT_REASONS,
-  CONFLICTS,
   LobbyService,
+  type AbortCause,
   type ChatMessage,
   type ClientId,
   type LobbyEvents,
   type MediationOutcome,
-  UNAVAILABLE,
 } from '../../src/core/lobbies/index.js';
 
 type Event =
@@ -21,7 +19,7 @@ type Event =
   | { to: ClientId; kind: 'udpRequested'; lobbyId: string }
   | { to: ClientId; kind: 'peersStart'; peers: readonly Endpoint[] }
   | { to: ClientId; kind: 'success' }
-  | { to: ClientId; kind: 'aborted'; reason: string };
+  | { to: ClientId; kind: 'aborted'; cause: AbortCause };
 
 class Recorder implements LobbyEvents {
   events: Event[] = [];
@@ -47,8 +45,8 @@ class Recorder implements LobbyEvents {
   mediationSucceeded(to: ClientId) {
     this.events.push({ to, kind: 'success' });
   }
-  mediationAborted(to: ClientId, reason: string) {
-    this.events.push({ to, kind: 'aborted', reason });
+  mediationAborted(to: ClientId, cause: AbortCause) {
+    this.events.push({ to, kind: 'aborted', cause });
   }
   mediationEnded(_lobbyId: string, outcome: MediationOutcome) {
     this.outcomes.push(outcome);
@@ -121,23 +119,15 @@ describe('LobbyService: clients and lobbies', () => {
     expect(real.counts().lobbies).toBe(200);
   });
 
-  it('refuses creating past maxLobbies as unavailable, after the token and conflict checks', () => {
+  it('refuses creating past maxLobbies as tooManyLobbies, after the token and conflict checks', () => {
     const { service } = setup({ maxLobbies: 2 });
     const request = { hostName: 'h', lobbyName: 'l', isPublic: true, maxMembers: 2 };
     const clients = [1, 2, 3].map(() => service.registerClient());
     expect(service.createLobby(clients[0]!.token, request).ok).toBe(true);
     expect(service.createLobby(clients[1]!.token, request).ok).toBe(true);
     expect(service.createLobby('nope', request)).toEqual({ ok: false, error: 'unregistered' });
-    expect(service.createLobby(clients[0]!.token, request)).toEqual({
-      ok: false,
-      error: 'conflict',
-      messages: [CONFLICTS.alreadyInLobbyCreate],
-    });
-    expect(service.createLobby(clients[2]!.token, request)).toEqual({
-      ok: false,
-      error: 'unavailable',
-      messages: [UNAVAILABLE.tooManyLobbies],
-    });
+    expect(service.createLobby(clients[0]!.token, request)).toEqual({ ok: false, error: 'alreadyInLobby' });
+    expect(service.createLobby(clients[2]!.token, request)).toEqual({ ok: false, error: 'tooManyLobbies' });
     // A slot frees when a lobby closes.
     service.removeClient(clients[0]!.id);
     expect(service.createLobby(clients[2]!.token, request).ok).toBe(true);
@@ -155,38 +145,38 @@ describe('LobbyService: clients and lobbies', () => {
     const { service, events } = setup();
     const { lobbyId, members } = lobby(service, events, ['Host', 'A']);
     const outsider = service.registerClient();
-    const conflictOf = (result: ReturnType<LobbyService['joinLobby']>) => (!result.ok && result.error === 'conflict' ? result.messages : []);
+    const conflictOf = (result: ReturnType<LobbyService['joinLobby']>) => (result.ok ? 'ok' : result.error);
 
-    expect(conflictOf(service.joinLobby(members[1]!.token, 'ZZZZZ', 'A'))).toEqual([CONFLICTS.alreadyInLobbyJoin]);
-    expect(conflictOf(service.joinLobby(outsider.token, 'ZZZZZ', 'A'))).toEqual([CONFLICTS.lobbyMissing('ZZZZZ')]);
-    expect(conflictOf(service.joinLobby(outsider.token, lobbyId, 'A'))).toEqual([CONFLICTS.nameTaken]);
+    expect(conflictOf(service.joinLobby(members[1]!.token, 'ZZZZZ', 'A'))).toBe('alreadyInLobby');
+    expect(conflictOf(service.joinLobby(outsider.token, 'ZZZZZ', 'A'))).toBe('lobbyMissing');
+    expect(conflictOf(service.joinLobby(outsider.token, lobbyId, 'A'))).toBe('nameTaken');
     expect(service.startMediation(members[0]!.token, lobbyId).ok).toBe(true);
-    expect(conflictOf(service.joinLobby(outsider.token, lobbyId, 'A'))).toEqual([CONFLICTS.lobbyLocked]);
+    expect(conflictOf(service.joinLobby(outsider.token, lobbyId, 'A'))).toBe('lobbyLocked');
 
     const small = setup();
     const host = small.service.registerClient();
     const created = small.service.createLobby(host.token, { hostName: 'H', lobbyName: 'l', isPublic: false, maxMembers: 1 });
     if (!created.ok) throw new Error('create failed');
     const joiner = small.service.registerClient();
-    expect(conflictOf(small.service.joinLobby(joiner.token, created.value.lobbyId, 'H'))).toEqual([CONFLICTS.lobbyFull]);
+    expect(conflictOf(small.service.joinLobby(joiner.token, created.value.lobbyId, 'H'))).toBe('lobbyFull');
     expect(small.service.publicLobbies()).toEqual([]);
   });
 
   it('checks ptp/start conflicts in order: missing, not host, under way, too few, unavailable', () => {
-    const conflictOf = (result: ReturnType<LobbyService['startMediation']>) => (!result.ok && result.error === 'conflict' ? result.messages : []);
+    const conflictOf = (result: ReturnType<LobbyService['startMediation']>) => (result.ok ? 'ok' : result.error);
     const { service, events } = setup();
     const { lobbyId, members } = lobby(service, events, ['Host']);
-    expect(conflictOf(service.startMediation(members[0]!.token, 'ZZZZZ'))).toEqual([CONFLICTS.lobbyMissing('ZZZZZ')]);
-    expect(conflictOf(service.startMediation(members[0]!.token, lobbyId))).toEqual([CONFLICTS.tooFewMembers]);
+    expect(conflictOf(service.startMediation(members[0]!.token, 'ZZZZZ'))).toBe('lobbyMissing');
+    expect(conflictOf(service.startMediation(members[0]!.token, lobbyId))).toBe('tooFewMembers');
     const member = service.registerClient();
     service.joinLobby(member.token, lobbyId, 'M');
-    expect(conflictOf(service.startMediation(member.token, lobbyId))).toEqual([CONFLICTS.notHost]);
+    expect(conflictOf(service.startMediation(member.token, lobbyId))).toBe('notHost');
     expect(service.startMediation(members[0]!.token, lobbyId).ok).toBe(true);
-    expect(conflictOf(service.startMediation(members[0]!.token, lobbyId))).toEqual([CONFLICTS.mediationUnderWay]);
+    expect(conflictOf(service.startMediation(members[0]!.token, lobbyId))).toBe('mediationUnderWay');
 
     const off = setup({ mediationAvailable: false });
     const offLobby = lobby(off.service, off.events, ['Host', 'M']);
-    expect(conflictOf(off.service.startMediation(offLobby.members[0]!.token, offLobby.lobbyId))).toEqual([CONFLICTS.mediationUnavailable]);
+    expect(conflictOf(off.service.startMediation(offLobby.members[0]!.token, offLobby.lobbyId))).toBe('mediationUnavailable');
   });
 
   it('notifies existing members of a join, and remaining members of a leave', () => {
@@ -300,7 +290,7 @@ describe('LobbyService: mediation', () => {
     service.recordUdpAddress(members[0]!.token, endpoint(1));
     clock.advance(TIMING.serverConnectTimeoutMs);
     const aborts = events.take().filter((event) => event.kind === 'aborted');
-    expect(aborts).toEqual(members.map((member) => ({ to: member.id, kind: 'aborted', reason: ABORT_REASONS.serverConnectTimeout })));
+    expect(aborts).toEqual(members.map((member) => ({ to: member.id, kind: 'aborted', cause: 'serverConnectTimeout' })));
     expect(events.outcomes).toEqual(['serverConnectTimeout']);
     expect(service.counts()).toMatchObject({ lobbies: 1, mediations: 0, timers: 0 });
     expect(clock.pending).toBe(0);
@@ -358,7 +348,7 @@ describe('LobbyService: mediation', () => {
     service.reportPeersConnected(members[0]!.token);
     events.take();
     clock.advance(TIMING.connectTimeoutMs);
-    expect(events.take()).toEqual(members.map((member) => ({ to: member.id, kind: 'aborted', reason: ABORT_REASONS.connectTimeout })));
+    expect(events.take()).toEqual(members.map((member) => ({ to: member.id, kind: 'aborted', cause: 'connectTimeout' })));
     expect(service.counts()).toMatchObject({ lobbies: 1, mediations: 0, timers: 0 });
     expect(service.reportPeersConnected(members[1]!.token)).toBe(false);
     expect(service.startMediation(members[0]!.token, lobbyId).ok).toBe(true);
@@ -374,8 +364,8 @@ describe('LobbyService: mediation', () => {
     expect(events.take()).toEqual([
       { to: host.id, kind: 'peerLeft', lobbyId, peerName: 'B' },
       { to: a.id, kind: 'peerLeft', lobbyId, peerName: 'B' },
-      { to: host.id, kind: 'aborted', reason: ABORT_REASONS.membersChanged },
-      { to: a.id, kind: 'aborted', reason: ABORT_REASONS.membersChanged },
+      { to: host.id, kind: 'aborted', cause: 'membersChanged' },
+      { to: a.id, kind: 'aborted', cause: 'membersChanged' },
     ]);
     expect(service.counts()).toMatchObject({ timers: 0, mediations: 0 });
     const c = service.registerClient();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { ABORT_REASONS } from '../../src/core/lobbies/index.js';
+import { ABORT_REASONS } from '../../src/fronts/lobby/errors.js';
 import { port, startApp } from '../helpers/app.js';
 import { clientPool, startLobby } from './fixtures.js';
 import { eventually, http, OrionClient } from './orion-client.js';

@@ -4,10 +4,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { App } from '../../src/app.js';
 import { ManualClock } from '../../src/core/clock.js';
-import { ABORT_REASONS, UNAVAILABLE } from '../../src/core/lobbies/index.js';
 import { encodeMessage } from '../../src/fronts/lobby/codec.js';
 import { SourceRateLimiter } from '../../src/core/limits/source-rate-limiter.js';
-import { RATE_LIMITED_ERROR } from '../../src/fronts/lobby/server.js';
+import { ABORT_REASONS, TEXTS } from '../../src/fronts/lobby/errors.js';
 import { clientPool, startLobby } from './fixtures.js';
 import { eventually, http } from './orion-client.js';
 
@@ -129,7 +128,7 @@ describe('lobby front limits: HTTP', () => {
     for (let i = 0; i < 3; i++) expect((await http(httpPort, 'GET', '/ping')).status).toBe(200);
     const limited = await http(httpPort, 'GET', '/lobbies');
     expect(limited.status).toBe(429);
-    expect(limited.body).toEqual({ errors: [RATE_LIMITED_ERROR] });
+    expect(limited.body).toEqual({ errors: [TEXTS.rateLimited] });
     expect(limited.headers.get('retry-after')).toBe('1');
     expect(limited.headers.get('access-control-allow-origin')).toBe('*');
     const post = await http(httpPort, 'POST', '/lobbies', { token: 'x' });
@@ -149,7 +148,7 @@ describe('lobby front limits: HTTP', () => {
 
     const refused = await second.createLobby();
     expect(refused.status).toBe(503);
-    expect(refused.body).toEqual({ errors: [UNAVAILABLE.tooManyLobbies] });
+    expect(refused.body).toEqual({ errors: [TEXTS.tooManyLobbies] });
     expect(await rejections(app, 'max_lobbies')).toBe(1);
     expect((await joiner.join(lobbyId, 'J')).status).toBe(200);
 

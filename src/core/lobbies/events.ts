@@ -10,14 +10,8 @@ export interface ChatMessage {
   readonly message: string;
 }
 
-/** Orion's abort reasons, word for word: clients may compare them. */
-export const ABORT_REASONS = {
-  membersChanged: 'Lobby members changed.',
-  serverConnectTimeout: 'Peer-to-peer Mediation timed out waiting for peers to send UDP packets to server.',
-  connectTimeout: 'Peer-to-peer Mediation timed out waiting for peers to connect to one another.',
-} as const;
-
-export type AbortCause = keyof typeof ABORT_REASONS;
+/** Why a mediation attempt was abandoned; a front words it for its clients. */
+export type AbortCause = 'membersChanged' | 'serverConnectTimeout' | 'connectTimeout';
 
 /** How a mediation ended: success, one of the abort causes, or the host leaving (which closes the lobby). */
 export type MediationOutcome = 'succeeded' | AbortCause | 'hostLeft';
@@ -35,7 +29,7 @@ export interface LobbyEvents {
   udpAddressRequested(to: ClientId, lobbyId: string): void;
   peersConnectionStart(to: ClientId, peers: readonly Endpoint[]): void;
   mediationSucceeded(to: ClientId): void;
-  mediationAborted(to: ClientId, reason: string): void;
+  mediationAborted(to: ClientId, cause: AbortCause): void;
   /** Lifecycle notes for metrics and logs. */
   mediationStarted?(lobbyId: string, members: number): void;
   mediationEnded?(lobbyId: string, outcome: MediationOutcome): void;

@@ -1,3 +1,4 @@
 export * from './events.js';
+export * from './results.js';
 export * from './service.js';
 export { TrackedTimers } from './timers.js';

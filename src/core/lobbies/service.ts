@@ -1,41 +1,14 @@
 import type { Clock, Timer } from '../clock.js';
 import { SessionDirectory, type Session } from '../directory.js';
 import type { Endpoint } from '../endpoint.js';
-import { AddressRegistrar } from '../registrar.js';
 import { randomIdGenerator, randomToken } from '../ids.js';
 import { Room, type Member } from '../rooms.js';
-import {
-  ABORT_REASONS,
-  type AbortCause,
-  type ChatMessage,
-  type ClientId,
-  type LobbyEvents,
-  type MediationOutcome,
-} from './events.js';
+import type { AbortCause, ChatMessage, ClientId, LobbyEvents, MediationOutcome } from './events.js';
+import type { CreateLobbyError, JoinLobbyError, LobbyResult, StartMediationError } from './results.js';
 import { TrackedTimers } from './timers.js';
 
 export const LOBBY_ID_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 export const LOBBY_ID_LENGTH = 5;
-
-/** User-facing conflict messages (HTTP 409 `errors`). */
-export const CONFLICTS = {
-  alreadyInLobbyCreate: 'The client is already in a lobby and cannot be the host of a new lobby.',
-  alreadyInLobbyJoin: 'The client is already in a lobby and cannot join another.',
-  lobbyMissing: (lobbyId: string) => `Lobby ${lobbyId} doesn't exist.`,
-  lobbyLocked: 'The lobby is in the middle of peer-to-peer mediation and cannot be joined right now.',
-  lobbyFull: 'The lobby is full.',
-  nameTaken: 'The requested name is taken.',
-  notHost: 'Only the host of the lobby can start peer-to-peer mediation.',
-  mediationUnderWay: 'Peer-to-peer mediation is already under way for this lobby.',
-  tooFewMembers: 'Peer-to-peer mediation needs at least 2 lobby members.',
-  mediationUnavailable: 'Peer-to-peer mediation is not available on this server.',
-  noLobbyIdLeft: 'The server could not allocate a lobby id. Try again later.',
-} as const;
-
-/** User-facing refusals by a server limit (HTTP 503 `errors`). */
-export const UNAVAILABLE = {
-  tooManyLobbies: 'The server has too many lobbies open. Try again later.',
-} as const;
 
 export interface MediationTiming {
   /** How long to wait for every member's UDP packet. */
@@ -52,17 +25,11 @@ export interface LobbyServiceOptions {
   readonly timing: MediationTiming;
   /** False when there is no UDP port to collect addresses on: ptp/start is then refused. */
   readonly mediationAvailable?: boolean;
-  /** Most lobbies at once; creating past it is refused as 'unavailable'. Default: no limit. */
+  /** Most lobbies at once; creating past it is refused as 'tooManyLobbies'. Default: no limit. */
   readonly maxLobbies?: number;
   readonly newLobbyId?: () => string;
   readonly newToken?: () => string;
 }
-
-export type LobbyResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: 'unregistered' }
-  | { readonly ok: false; readonly error: 'conflict'; readonly messages: readonly string[] }
-  | { readonly ok: false; readonly error: 'unavailable'; readonly messages: readonly string[] };
 
 export interface CreateLobbyRequest {
   readonly hostName: string;
@@ -87,7 +54,7 @@ export interface JoinedLobby {
 
 /** A connected client: found by its secret token, or by its internal id as the public id. */
 interface Client extends Session {
-  readonly id: ClientId;
+  readonly clientId: ClientId;
   lobby: Lobby | null;
   /** The client's place in its lobby's room; null when in no lobby. */
   seat: Member<LobbyMessage> | null;
@@ -102,12 +69,12 @@ type LobbyMessage =
   | { readonly kind: 'udpRequested' }
   | { readonly kind: 'peersStart'; readonly peers: readonly Endpoint[] }
   | { readonly kind: 'succeeded' }
-  | { readonly kind: 'aborted'; readonly reason: string };
+  | { readonly kind: 'aborted'; readonly cause: AbortCause };
 
 interface Mediation {
   stage: 'collecting' | 'connecting';
-  /** Members whose UDP address this attempt has captured (the addresses are in the registrar). */
-  captured: number;
+  /** The UDP address of each member this attempt has captured; a next attempt captures afresh. */
+  readonly addresses: Map<ClientId, Endpoint>;
   readonly connected: Set<ClientId>;
   timers: Timer[];
 }
@@ -134,8 +101,6 @@ const MAX_LOBBY_ID_ATTEMPTS = 64;
  */
 export class LobbyService {
   private clients = new SessionDirectory<Client>();
-  /** UDP addresses of members of collecting mediations, by token; forgotten when an attempt ends. */
-  private addresses = this.newRegistrar();
   private readonly lobbies = new Map<string, Lobby>();
   private readonly timers: TrackedTimers;
   private readonly newLobbyId: () => string;
@@ -158,7 +123,7 @@ export class LobbyService {
     const id = this.nextClientId++;
     let client: Client;
     do {
-      client = { id, publicId: String(id), secret: this.newToken(), lobby: null, seat: null, name: '' };
+      client = { clientId: id, publicId: String(id), secret: this.newToken(), lobby: null, seat: null, name: '' };
     } while (!this.clients.add(client));
     return { id, token: client.secret };
   }
@@ -173,7 +138,7 @@ export class LobbyService {
 
   /** The internal id of the client holding `token`, if any. */
   clientIdOf(token: string): ClientId | undefined {
-    return this.clients.bySecret(token)?.id;
+    return this.clients.bySecret(token)?.clientId;
   }
 
   /** The id of the lobby the client is in, if any. */
@@ -190,15 +155,16 @@ export class LobbyService {
     return listed;
   }
 
-  createLobby(token: string, request: CreateLobbyRequest): LobbyResult<{ lobbyName: string; lobbyId: string }> {
+  createLobby(
+    token: string,
+    request: CreateLobbyRequest,
+  ): LobbyResult<{ lobbyName: string; lobbyId: string }, CreateLobbyError> {
     const client = this.clients.bySecret(token);
-    if (!client) return { ok: false, error: 'unregistered' };
-    if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyCreate);
-    if (this.lobbies.size >= (this.options.maxLobbies ?? Infinity)) {
-      return { ok: false, error: 'unavailable', messages: [UNAVAILABLE.tooManyLobbies] };
-    }
+    if (!client) return refused('unregistered');
+    if (client.lobby) return refused('alreadyInLobby');
+    if (this.lobbies.size >= (this.options.maxLobbies ?? Infinity)) return refused('tooManyLobbies');
     const lobbyId = this.freshLobbyId();
-    if (lobbyId === null) return conflict(CONFLICTS.noLobbyIdLeft);
+    if (lobbyId === null) return refused('noLobbyIdLeft');
     const lobby: Lobby = {
       id: lobbyId,
       name: request.lobbyName,
@@ -214,15 +180,15 @@ export class LobbyService {
     return { ok: true, value: { lobbyName: lobby.name, lobbyId } };
   }
 
-  joinLobby(token: string, lobbyId: string, peerName: string): LobbyResult<JoinedLobby> {
+  joinLobby(token: string, lobbyId: string, peerName: string): LobbyResult<JoinedLobby, JoinLobbyError> {
     const client = this.clients.bySecret(token);
-    if (!client) return { ok: false, error: 'unregistered' };
-    if (client.lobby) return conflict(CONFLICTS.alreadyInLobbyJoin);
+    if (!client) return refused('unregistered');
+    if (client.lobby) return refused('alreadyInLobby');
     const lobby = this.lobbies.get(lobbyId);
-    if (!lobby) return conflict(CONFLICTS.lobbyMissing(lobbyId));
-    if (lobby.mediation) return conflict(CONFLICTS.lobbyLocked);
-    if (lobby.members.length >= lobby.maxMembers) return conflict(CONFLICTS.lobbyFull);
-    if (lobby.members.some((member) => member.name === peerName)) return conflict(CONFLICTS.nameTaken);
+    if (!lobby) return refused('lobbyMissing');
+    if (lobby.mediation) return refused('lobbyLocked');
+    if (lobby.members.length >= lobby.maxMembers) return refused('lobbyFull');
+    if (lobby.members.some((member) => member.name === peerName)) return refused('nameTaken');
 
     lobby.room.broadcast({ kind: 'peerJoined', peerName });
     this.seat(client, lobby, peerName);
@@ -247,23 +213,23 @@ export class LobbyService {
     return true;
   }
 
-  startMediation(token: string, lobbyId: string): LobbyResult<void> {
+  startMediation(token: string, lobbyId: string): LobbyResult<void, StartMediationError> {
     const client = this.clients.bySecret(token);
-    if (!client) return { ok: false, error: 'unregistered' };
+    if (!client) return refused('unregistered');
     const lobby = this.lobbies.get(lobbyId);
-    if (!lobby) return conflict(CONFLICTS.lobbyMissing(lobbyId));
-    if (lobby.host !== client) return conflict(CONFLICTS.notHost);
-    if (lobby.mediation) return conflict(CONFLICTS.mediationUnderWay);
-    if (lobby.members.length < 2) return conflict(CONFLICTS.tooFewMembers);
-    if (this.options.mediationAvailable === false) return conflict(CONFLICTS.mediationUnavailable);
+    if (!lobby) return refused('lobbyMissing');
+    if (lobby.host !== client) return refused('notHost');
+    if (lobby.mediation) return refused('mediationUnderWay');
+    if (lobby.members.length < 2) return refused('tooFewMembers');
+    if (this.options.mediationAvailable === false) return refused('mediationUnavailable');
 
     const { timing, events } = this.options;
-    const mediation: Mediation = { stage: 'collecting', captured: 0, connected: new Set(), timers: [] };
+    const mediation: Mediation = { stage: 'collecting', addresses: new Map(), connected: new Set(), timers: [] };
     lobby.mediation = mediation;
     mediation.timers.push(
       this.timers.interval(() => {
         for (const member of lobby.members) {
-          if (!this.addresses.endpointOf(member)) lobby.room.toId(member.publicId, { kind: 'udpRequested' });
+          if (!mediation.addresses.has(member.clientId)) lobby.room.toId(member.publicId, { kind: 'udpRequested' });
         }
       }, timing.connectRequestIntervalMs),
       this.timers.timeout(() => this.abortMediation(lobby, 'serverConnectTimeout'), timing.serverConnectTimeoutMs),
@@ -278,18 +244,17 @@ export class LobbyService {
    * collected; a repeat before capture completes replaces the address (the NAT mapping may have changed).
    */
   recordUdpAddress(token: string, endpoint: Endpoint): boolean {
-    const registration = this.addresses.register(token, endpoint);
-    if (registration.outcome === 'unknown') return false;
-    const lobby = registration.session.lobby;
+    const client = this.clients.bySecret(token);
+    const lobby = client?.lobby;
     const mediation = lobby?.mediation;
-    if (!lobby || !mediation) return false; // not reached: the registrar resolves only collecting members
-    if (registration.outcome === 'registered') mediation.captured++;
-    if (mediation.captured < lobby.members.length) return true;
+    if (!client || !lobby || !mediation || mediation.stage !== 'collecting') return false;
+    mediation.addresses.set(client.clientId, { address: endpoint.address, port: endpoint.port });
+    if (mediation.addresses.size < lobby.members.length) return true;
 
     this.cancelTimers(mediation);
     mediation.stage = 'connecting';
     const { room, host } = lobby;
-    const addressOf = (member: Client): Endpoint => this.addresses.endpointOf(member) as Endpoint;
+    const addressOf = (member: Client): Endpoint => mediation.addresses.get(member.clientId) as Endpoint;
     const others = lobby.members.filter((member) => member !== host);
     room.toId(host.publicId, { kind: 'peersStart', peers: others.map(addressOf) });
     const toHost = { kind: 'peersStart', peers: [addressOf(host)] } as const;
@@ -307,7 +272,7 @@ export class LobbyService {
     const lobby = client?.lobby;
     const mediation = lobby?.mediation;
     if (!client || !lobby || !mediation || mediation.stage !== 'connecting') return false;
-    mediation.connected.add(client.id);
+    mediation.connected.add(client.clientId);
     if (mediation.connected.size < lobby.members.length) return true;
 
     this.endMediation(lobby, 'succeeded');
@@ -322,14 +287,13 @@ export class LobbyService {
     for (const lobby of this.lobbies.values()) lobby.mediation = null;
     this.lobbies.clear();
     this.clients = new SessionDirectory<Client>();
-    this.addresses = this.newRegistrar();
   }
 
   private leaveLobby(client: Client): void {
     const lobby = client.lobby;
     if (!lobby) return;
     client.lobby = null;
-    this.addresses.forget(client);
+    lobby.mediation?.addresses.delete(client.clientId);
     if (client.seat) lobby.room.leave(client.seat);
     client.seat = null;
     const index = lobby.members.indexOf(client);
@@ -346,7 +310,7 @@ export class LobbyService {
 
   private abortMediation(lobby: Lobby, cause: AbortCause): void {
     if (!this.endMediation(lobby, cause)) return;
-    lobby.room.broadcast({ kind: 'aborted', reason: ABORT_REASONS[cause] });
+    lobby.room.broadcast({ kind: 'aborted', cause });
   }
 
   /** Unlists the lobby; closing its room releases every remaining member with lobby_closed. */
@@ -359,7 +323,7 @@ export class LobbyService {
   /** Puts the client in the lobby (last in join order) with a seat that speaks LobbyEvents. */
   private seat(client: Client, lobby: Lobby, name: string): void {
     const { events } = this.options;
-    const to = client.id;
+    const to = client.clientId;
     const seat: Member<LobbyMessage> = {
       id: client.publicId,
       deliver(message) {
@@ -377,7 +341,7 @@ export class LobbyService {
           case 'succeeded':
             return events.mediationSucceeded(to);
           case 'aborted':
-            return events.mediationAborted(to, message.reason);
+            return events.mediationAborted(to, message.cause);
         }
       },
       released() {
@@ -395,24 +359,15 @@ export class LobbyService {
 
   /**
    * Ends the lobby's mediation attempt, if any: timers cancelled, the lobby unlocked, the members'
-   * addresses forgotten so that a next attempt captures them afresh. False if none was under way.
+   * addresses dropped with it so that a next attempt captures them afresh. False if none was under way.
    */
   private endMediation(lobby: Lobby, outcome: MediationOutcome): boolean {
     const mediation = lobby.mediation;
     if (!mediation) return false;
     this.cancelTimers(mediation);
     lobby.mediation = null;
-    for (const member of lobby.members) this.addresses.forget(member);
     this.options.events.mediationEnded?.(lobby.id, outcome);
     return true;
-  }
-
-  /** Resolves a token only for a member of a mediation that is collecting addresses. */
-  private newRegistrar(): AddressRegistrar<Client> {
-    return new AddressRegistrar<Client>((token) => {
-      const client = this.clients.bySecret(token);
-      return client?.lobby?.mediation?.stage === 'collecting' ? client : undefined;
-    });
   }
 
   private cancelTimers(mediation: Mediation): void {
@@ -429,6 +384,6 @@ export class LobbyService {
   }
 }
 
-function conflict(message: string): { ok: false; error: 'conflict'; messages: readonly string[] } {
-  return { ok: false, error: 'conflict', messages: [message] };
+function refused<E extends string>(error: E): { readonly ok: false; readonly error: E } {
+  return { ok: false, error };
 }

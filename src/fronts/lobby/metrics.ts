@@ -4,6 +4,15 @@ import type { MediationOutcome } from '../../core/lobbies/index.js';
 export type Transport = 'http' | 'ws' | 'udp';
 export type InvalidReason = 'malformed' | 'unknown_method' | 'invalid_payload' | 'rejected';
 
+/** Every reason the lobby front reports to the limit reporter (`noray_limit_rejections_total{front="lobby"}`). */
+export type LobbyLimitReason =
+  | 'http_rate'
+  | 'max_lobbies'
+  | 'max_connections'
+  | 'max_connections_per_ip'
+  | 'message_rate'
+  | 'denied_peer';
+
 export interface LobbyCounts {
   clients: number;
   lobbies: number;

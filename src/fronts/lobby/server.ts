@@ -15,6 +15,7 @@ import {
   LobbyService,
   type ChatMessage,
   type ClientId,
+  type LobbyError,
   type LobbyEvents,
   type LobbyResult,
   type MediationOutcome,
@@ -24,6 +25,15 @@ import { decodeMessage, encodeMessage } from './codec.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { createLobbyMetrics, type InvalidReason, type LobbyMetrics, type Transport } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import {
+  ABORT_REASONS,
+  CREATE_LOBBY_REFUSALS,
+  JOIN_LOBBY_REFUSALS,
+  refusalText,
+  START_MEDIATION_REFUSALS,
+  TEXTS,
+  type Refusals,
+} from './errors.js';
 import { chatPayload, createLobbyBody, describeIssues, joinLobbyBody, startMediationBody, tokenPayload } from './schemas.js';
 
 export const HTTP_BODY_LIMIT = 16 * 1024;
@@ -33,9 +43,8 @@ export const UDP_MAX_DATAGRAM = 2048;
 /** A client that lets this much outgoing data pile up is cut off rather than buffered forever. */
 const WS_MAX_BUFFERED = 4 * 1024 * 1024;
 
-export const UNREGISTERED_ERROR = 'The client is unregistered. Try reconnecting.';
-export const MALFORMED_JSON_ERROR = 'The request body is not valid JSON.';
-export const RATE_LIMITED_ERROR = 'Too many requests from this address. Slow down.';
+export const MALFORMED_JSON_ERROR = TEXTS.malformedJson;
+export const RATE_LIMITED_ERROR = TEXTS.rateLimited;
 /** WebSocket close code for a client over its message rate (policy violation). */
 export const CLOSE_POLICY = 1008;
 
@@ -214,24 +223,24 @@ export class LobbyFront implements Front {
       const { token, ...lobby } = body.data;
       const result = this.service.createLobby(token, lobby);
       if (result.ok) this.log.info({ lobbyId: result.value.lobbyId, token: maskSecret(token) }, 'lobby created');
-      else if (result.error === 'unavailable') {
+      else if (result.error === 'tooManyLobbies') {
         this.deps.limits.report('lobby', 'max_lobbies', normalizeAddress(request.socket.remoteAddress ?? '?'));
       }
-      return this.respond(reply, result, 201, (value) => value);
+      return this.respond(reply, result, CREATE_LOBBY_REFUSALS, '', 201, (value) => value);
     });
 
     app.post<{ Params: { id: string } }>('/lobbies/:id/join', (request, reply) => {
       const body = joinLobbyBody.safeParse(request.body);
       if (!body.success) return this.badRequest(reply, describeIssues(body.error));
       const result = this.service.joinLobby(body.data.token, request.params.id, body.data.peerName);
-      return this.respond(reply, result, 200, (value) => value);
+      return this.respond(reply, result, JOIN_LOBBY_REFUSALS, request.params.id, 200, (value) => value);
     });
 
     app.post<{ Params: { id: string } }>('/lobbies/:id/ptp/start', (request, reply) => {
       const body = startMediationBody.safeParse(request.body);
       if (!body.success) return this.badRequest(reply, describeIssues(body.error));
       const result = this.service.startMediation(body.data.token, request.params.id);
-      return this.respond(reply, result, 200, () => undefined);
+      return this.respond(reply, result, START_MEDIATION_REFUSALS, request.params.id, 200, () => undefined);
     });
 
     return app;
@@ -242,14 +251,20 @@ export class LobbyFront implements Front {
     return reply.code(400).send({ errors });
   }
 
-  private respond<T>(reply: FastifyReply, result: LobbyResult<T>, status: number, render: (value: T) => unknown): FastifyReply {
+  private respond<T, E extends LobbyError>(
+    reply: FastifyReply,
+    result: LobbyResult<T, E>,
+    refusals: Refusals<E>,
+    lobbyId: string,
+    status: number,
+    render: (value: T) => unknown,
+  ): FastifyReply {
     if (result.ok) {
       const body = render(result.value);
       return body === undefined ? reply.code(status).send() : reply.code(status).send(body);
     }
-    if (result.error === 'unregistered') return reply.code(400).send({ errors: [UNREGISTERED_ERROR] });
-    if (result.error === 'unavailable') return reply.code(503).send({ errors: result.messages });
-    return reply.code(409).send({ errors: result.messages });
+    const refusal = refusals[result.error];
+    return reply.code(refusal.status).send({ errors: [refusalText(refusal, lobbyId)] });
   }
 
   // ---- WebSocket --------------------------------------------------------------------------
@@ -391,7 +406,7 @@ export class LobbyFront implements Front {
           peers: peers.map((peer) => ({ ip: peer.address, port: peer.port })),
         }),
       mediationSucceeded: (to) => this.send(to, SERVER_METHODS.mediationSuccess, {}),
-      mediationAborted: (to, reason) => this.send(to, SERVER_METHODS.mediationAborted, { abortReason: reason }),
+      mediationAborted: (to, cause) => this.send(to, SERVER_METHODS.mediationAborted, { abortReason: ABORT_REASONS[cause] }),
       mediationStarted: (lobbyId, members) => {
         this.metrics.mediationStarted();
         this.log.info({ lobbyId, members }, 'mediation started');
