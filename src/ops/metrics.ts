@@ -40,29 +40,43 @@ export function collectedLabelledCounter<L extends string>(
   });
 }
 
+/** The part of prom-client's Histogram internals a collect() callback can set sum and count through. */
+interface HistogramEntries {
+  hashMap: Record<string, { sum: number; count: number } | undefined>;
+}
+
 /**
  * A histogram with only the +Inf bucket whose sum and count come from plain numbers: keeps a
  * histogram's name and its _sum/_count queries without observing on every packet.
+ *
+ * prom-client 15 renders a histogram through getForPromString() (Registry.metrics()) or get()
+ * (getMetricsAsJSON()); both call collect() and then read the label-set entries in `hashMap`.
+ * The public API can only add one observation at a time, so collect() recreates the unlabelled
+ * entry with zero() and sets its sum and count. If a prom-client upgrade changes that shape the
+ * scrape fails loudly instead of reading 0 forever.
  */
 export function collectedSumCountHistogram(
   registry: Registry,
   name: string,
   help: string,
   read: () => { sum: number; count: number },
-): void {
-  class SumCountHistogram extends Histogram {
-    override async get() {
+): Histogram {
+  return new Histogram({
+    name,
+    help,
+    buckets: [],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.zero({});
+      const entries = Object.values((this as unknown as HistogramEntries).hashMap ?? {});
+      const entry = entries[0];
+      if (entries.length !== 1 || entry === undefined || typeof entry.sum !== 'number' || typeof entry.count !== 'number') {
+        throw new Error(`${name}: prom-client's Histogram internals changed; collectedSumCountHistogram needs updating`);
+      }
       const { sum, count } = read();
-      const base = await super.get();
-      return {
-        ...base,
-        values: [
-          { labels: { le: '+Inf' }, value: count, metricName: `${name}_bucket` },
-          { labels: {}, value: sum, metricName: `${name}_sum` },
-          { labels: {}, value: count, metricName: `${name}_count` },
-        ],
-      };
-    }
-  }
-  new SumCountHistogram({ name, help, buckets: [], registers: [registry] });
+      entry.sum = sum;
+      entry.count = count;
+    },
+  });
 }
