@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
@@ -57,6 +59,27 @@ describe('wsrelay connection limits', () => {
     const again = await loginClient(p, server, 'IP', '2');
     await relays(server, again, '2', 'again');
     await closeAll(app, [server, again]);
+  });
+
+  it('answers the upgrade over a limit with exactly this 503 and closes', async () => {
+    const { app, port: p } = await relay({ maxConnections: 1 });
+    const server = await loginServer(p, 'BYTES');
+    const socket = connect({ host: '127.0.0.1', port: p });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    socket.write(
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await once(socket, 'close');
+    expect(Buffer.concat(chunks).toString('latin1')).toBe(
+      'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n' +
+        'Content-Length: 34\r\n\r\nServer busy: too many connections\n',
+    );
+    expect(await rejections(app, 'max_connections')).toBe(1);
+    await closeAll(app, [server]);
   });
 
   it('answers 503 over the total limit, counted under its own reason', async () => {

@@ -355,6 +355,24 @@ describe('wsrelay liveness', () => {
     await expect.poll(() => app.front('wsrelay')!.stats()).toEqual({ connections: 0, rooms: 0, clients: 0, admitted: 0 });
   });
 
+  it('stops with 1001 going away; a phone whose server went first gets 1000; nobody hears a disconnect', async () => {
+    const { app, port: p } = await relay();
+    // Connected before its server, logged in after: the shutdown reaches it first.
+    const early = await WsPeer.open(p);
+    const server = await loginServer(p, 'AWAY');
+    early.send({ action: 'login_client', server_code: 'AWAY', client_id: 'early' });
+    expect(await server.next()).toBe(connect('early'));
+    const late = await loginClient(p, server, 'AWAY', 'late');
+    const idle = await WsPeer.open(p);
+    await app.stop();
+    expect((await early.closed).code).toBe(1001);
+    expect((await server.closed).code).toBe(1001);
+    expect((await late.closed).code).toBe(1000);
+    expect((await idle.closed).code).toBe(1001);
+    expect(server.received).toEqual([connect('early'), connect('late')]);
+    expect([...early.received, ...late.received, ...idle.received]).toEqual([]);
+  });
+
   it('answers plain HTTP with 426', async () => {
     const { port: p } = await relay();
     const response = await fetch(`http://127.0.0.1:${p}/`);
