@@ -1,1 +1,27 @@
-export { createWsRelayFront } from './server.js';
+import type { Config } from '../../config/schema.js';
+import type { Front, FrontDeps } from '../front.js';
+import { WsRelayFront, type WsRelayOptions } from './server.js';
+
+export type { WsRelayDeps, WsRelayOptions } from './server.js';
+
+/** The one place the wsrelay front reads the config. */
+export function wsRelayOptions(config: Config): WsRelayOptions {
+  return {
+    host: config.wsrelayHost,
+    port: config.wsrelayPort,
+    maxMessageSize: config.wsrelayMaxMessageSize,
+    sendBuffer: config.wsrelaySendBuffer,
+    pingIntervalMs: config.wsrelayPingInterval,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    messageRate: config.messageRate,
+    messageBurst: config.messageBurst,
+    loginTimeoutMs: config.loginTimeout,
+    maxRooms: config.maxRooms,
+  };
+}
+
+/** The WebSocket message relay (CarParty compatible), configured from `deps.config`. */
+export function createWsRelayFront({ config, ...deps }: FrontDeps): Front {
+  return new WsRelayFront(deps, wsRelayOptions(config));
+}
