@@ -41,6 +41,28 @@ export function verdicts(relay: RelayResults): Verdict[] {
   });
 }
 
+/**
+ * The relay targets against the bare forwarder. A quick run (CI) takes half-second steps on a
+ * shared machine: its ratios say the suite ran, not how fast noray is, so they are printed as
+ * informational and never as a verdict that CI would seem to ignore.
+ */
+export function targetLines(list: readonly Verdict[], quick: boolean): string[] {
+  const targets = 'rate >= 0.85x bare at <1% loss, p99 RTT <= 1.2x bare';
+  const word = (ok: boolean) => (quick ? (ok ? 'within target' : 'below target') : ok ? 'MET' : 'NOT MET');
+  const lines = [
+    '',
+    quick
+      ? `Targets (64 B): ${targets}. Informational only in quick mode: steps this short on a shared machine do not measure speed; run \`npm run bench\` for a verdict`
+      : `Targets (64 B): ${targets}`,
+  ];
+  for (const v of list) {
+    lines.push(
+      `  ${String(v.pairs).padStart(4)} pairs: rate ${v.rateRatio?.toFixed(2) ?? '-'}x ${word(v.rateOk)} (per CPU-second ${v.perCoreRatio?.toFixed(2) ?? '-'}x); p99 ${v.p99Ratio?.toFixed(2) ?? '-'}x ${word(v.p99Ok)}${quick ? ' (informational)' : ''}`,
+    );
+  }
+  return lines;
+}
+
 export function renderText(results: { meta: Record<string, unknown>; relay?: RelayResults; control?: ControlRow[]; memory?: MemoryResults }): string {
   const out: string[] = [];
   const { meta } = results;
@@ -115,12 +137,7 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
         `Limits still enforced (128kb/s per relay, 1000 B datagrams): offered ${l.offeredPerSec}/s, delivered ${l.deliveredPerSec}/s (limit allows ~${l.expectedPerSec}/s), dropped relay_bandwidth=${l.drops.relay_bandwidth ?? 0}`,
       );
     }
-    out.push('', 'Targets (64 B): rate >= 0.85x bare at <1% loss, p99 RTT <= 1.2x bare');
-    for (const v of verdicts(relay)) {
-      out.push(
-        `  ${String(v.pairs).padStart(4)} pairs: rate ${v.rateRatio?.toFixed(2) ?? '-'}x ${v.rateOk ? 'MET' : 'NOT MET'} (per CPU-second ${v.perCoreRatio?.toFixed(2) ?? '-'}x); p99 ${v.p99Ratio?.toFixed(2) ?? '-'}x ${v.p99Ok ? 'MET' : 'NOT MET'}`,
-      );
-    }
+    out.push(...targetLines(verdicts(relay), meta.mode === 'quick'));
   }
   if (results.control) {
     out.push('', 'Control planes (closed loop from one generator process)');

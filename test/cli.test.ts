@@ -70,6 +70,40 @@ describe('noray --help and --version', () => {
     expect(run.stderr).toBe('');
   });
 
+  it('--help groups the options by front under headings and shows a value placeholder for each', async () => {
+    const run = noray(['--help']);
+    expect((await run.exit()).code).toBe(0);
+    const headings = run.stdout.split('\n').filter((line) => /^\S.*:$/.test(line) && !line.startsWith('Usage'));
+    expect(headings).toEqual([
+      'Values:',
+      'General and the operations server (/health, /metrics):',
+      'noray front: NAT punchthrough and UDP relay:',
+      'lobby front: Orion-compatible lobbies and peer-to-peer mediation:',
+      'wsrelay front: CarParty-compatible WebSocket relay:',
+      'tcprelay front: Rocco-compatible TCP relay:',
+      'Limits, shared by every front:',
+    ]);
+    const section = (title: string) => {
+      const start = run.stdout.indexOf(`\n${title}`);
+      const end = run.stdout.indexOf('\n\n', start + 1);
+      return run.stdout.slice(start, end === -1 ? undefined : end);
+    };
+    expect(section('noray front')).toContain('  --socket-port PORT\n');
+    expect(section('noray front')).toContain('  --udp-relay-timeout DURATION\n');
+    expect(section('noray front')).toContain('  --udp-relay-ports PORTS\n');
+    expect(section('noray front')).toContain('  --oid-length N\n');
+    expect(section('noray front')).not.toContain('--wsrelay-port');
+    expect(section('lobby front')).toContain('  --lobby-http-port PORT (also --httpPort)\n');
+    expect(section('wsrelay front')).toContain('  --wsrelay-max-message-size SIZE\n');
+    expect(section('tcprelay front')).toContain('  --tcprelay-port PORT\n');
+    expect(section('Limits')).toContain('  --deny-private-peers BOOL\n');
+    expect(section('General')).toContain('  --loglevel LEVEL\n');
+    // Every option line has a placeholder.
+    const optionLines = run.stdout.split('\n').filter((line) => /^  --[a-z]/.test(line));
+    expect(optionLines.length).toBe(Object.keys(OPTIONS).length);
+    for (const line of optionLines) expect(line).toMatch(/^  --[a-z-]+ [A-Z]+( \(also .*\))?$/);
+  });
+
   it('-h is --help', async () => {
     const run = noray(['-h']);
     expect((await run.exit()).code).toBe(0);
@@ -97,6 +131,42 @@ describe('invalid configuration', () => {
     const run = noray(['--udp-relay-ports', '51200-49152'], QUIET_PORTS);
     expect((await run.exit()).code).toBe(2);
     expect(run.stderr).toMatch(/51200-49152.*NORAY_UDP_RELAY_PORTS.*--udp-relay-ports/);
+  });
+
+  it.each([
+    ['--udp-relay-timeout', '-5', 'a duration cannot be negative'],
+    ['--udp-relay-max-global-traffic', '-1gb', 'a byte size cannot be negative'],
+    ['--socket-port', '-1', 'is not a port number'],
+    ['--max-connections', '-10', 'expected an integer from 1'],
+  ])('a negative value (%s %s) exits 2 naming the flag and the value, not a parser puzzle', async (flag, value, reason) => {
+    const run = noray([flag, value], QUIET_PORTS);
+    expect((await run.exit()).code).toBe(2);
+    expect(run.stderr).toContain(`invalid value "${value}"`);
+    expect(run.stderr).toContain(flag);
+    expect(run.stderr).toContain(reason);
+    expect(run.stderr).not.toContain('ambiguous');
+  });
+
+  it('a flag without its value exits 2 saying so, with an example', async () => {
+    const run = noray(['--udp-relay-timeout', '--socket-port', '0'], QUIET_PORTS);
+    expect((await run.exit()).code).toBe(2);
+    expect(run.stderr).toContain('--udp-relay-timeout needs a value (e.g. --udp-relay-timeout 30s)');
+  });
+
+  it('every front and the ops server off: refuses to start with exit 2 instead of exiting "ready"', async () => {
+    const run = noray([], { ...QUIET_PORTS, NORAY_SOCKET_PORT: 'off', NORAY_HTTP_PORT: 'off' });
+    expect((await run.exit()).code).toBe(2);
+    expect(run.stderr).toContain('nothing to run');
+    expect(run.stderr).toContain('NORAY_SOCKET_PORT');
+    expect(run.stdout).not.toContain('noray ready');
+  });
+
+  it('the ops server alone is something to run', async () => {
+    const run = noray([], { ...QUIET_PORTS, NORAY_SOCKET_PORT: 'off' });
+    const ready = await run.waitForLog('noray ready');
+    expect(Object.keys(ready.ports as object)).toEqual(['ops']);
+    run.child.kill('SIGTERM');
+    expect((await run.exit()).code).toBe(0);
   });
 
   it('an unknown flag exits non-zero with a message', async () => {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { App } from '../app.js';
 import { ConfigError, helpText, parseCli, readEnvFile, resolveConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 
 const SHUTDOWN_DEADLINE_MS = 5000;
 const PARENT_CHECK_MS = 1000;
@@ -28,6 +29,7 @@ async function main(): Promise<number> {
       env: process.env,
       envFile: readEnvFile(cli.envFile, process.cwd()),
     });
+    refuseNothingToRun(config);
     app = new App({ config });
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -67,6 +69,22 @@ async function main(): Promise<number> {
     return 1;
   }
   return -1; // keep running until a signal
+}
+
+/** Every front and the ops server off: the server would report ready and exit at once, serving nothing. */
+function refuseNothingToRun(config: Config): void {
+  const switches = {
+    NORAY_SOCKET_PORT: config.socketPort,
+    NORAY_LOBBY_HTTP_PORT: config.lobbyHttpPort,
+    NORAY_WSRELAY_PORT: config.wsrelayPort,
+    NORAY_TCPRELAY_PORT: config.tcprelayPort,
+    NORAY_HTTP_PORT: config.httpPort,
+  };
+  if (Object.values(switches).some((port) => port !== null)) return;
+  throw new ConfigError(
+    `nothing to run: every front and the ops server are off (${Object.keys(switches).join(', ')} are all "off"); ` +
+      'give at least one a port',
+  );
 }
 
 /**

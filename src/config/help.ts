@@ -67,7 +67,37 @@ const VALUE_SYNTAX: Record<string, string> = {
   DURATION: 'DURATION: 500ms, 30s, 5m, 4hr, 1d (us ms s m h hr d w mo yr; a bare number is seconds)',
   SIZE: 'SIZE: 128kb, 1Gb (b kb mb gb tb, powers of 1024; a bare number is bytes)',
   BOOL: 'BOOL: true or false',
+  N: 'N: a whole number',
+  HOST: 'HOST: an IP address or host name to listen on (0.0.0.0: every IPv4 address, ::: every address)',
 };
+
+export function helpText(): string {
+  const lines = [
+    'Usage: noray [options]',
+    '',
+    'Every option can also be set by its environment variable or in a .env file.',
+    'Precedence: flag > environment > .env file > default.',
+    '',
+    'Values:',
+    ...Object.values(VALUE_SYNTAX).map((syntax) => `  ${syntax}`),
+    '',
+    '  -h, --help              show this help',
+    '  -v, --version           print the version',
+    '      --dotenv PATH       read this dotenv file instead of ./.env',
+  ];
+  for (const group of optionGroups()) {
+    lines.push('', `${group.title}:`);
+    for (const key of group.keys) {
+      const option = spec(key);
+      const value = placeholder(key);
+      const aliases = option.aliases?.length ? ` (also --${option.aliases.join(', --')})` : '';
+      lines.push(`  --${flagName(option)} ${value}${aliases}`);
+      lines.push(`      ${option.describe}`);
+      lines.push(`      env ${option.env}, default ${option.secret ? '<redacted>' : JSON.stringify(option.default)}`);
+    }
+  }
+  return lines.join('\n');
+}
 
 /** A dotenv value as written in .env.example: quoted when a parser could misread it. */
 export function envValue(value: string): string {

@@ -6,6 +6,8 @@ import { OPTIONS, type Config, type ConfigKey } from './schema.js';
 import { ConfigValueError } from './units.js';
 import { configProblems } from './validate.js';
 
+export { helpText } from './help.js';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -45,9 +47,10 @@ export function parseCli(argv: readonly string[]): CliRequest {
       options[flag] = { type: 'string' };
     }
   }
+  const args = joinValues(argv, options);
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}. Run with --help to list every option.`);
   }
@@ -62,6 +65,39 @@ export function parseCli(argv: readonly string[]): CliRequest {
     envFile: typeof values.dotenv === 'string' ? values.dotenv : undefined,
     flags,
   };
+}
+
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * Gives each flag that takes a value its value as `--flag=value`. parseArgs refuses a value
+ * that starts with a dash (`--udp-relay-timeout -5` is "ambiguous"), so a negative number gets
+ * joined here and then refused by the option's parser with a message that names the option.
+ * A flag without a value (last, or followed by another flag) is refused here, by name.
+ */
+function joinValues(argv: readonly string[], options: Record<string, { type: 'string' | 'boolean' }>): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      args.push(...argv.slice(i));
+      break;
+    }
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    if (name === undefined || options[name]?.type !== 'string') {
+      args.push(arg);
+      continue;
+    }
+    const value = argv[i + 1];
+    if (value === undefined || (value.startsWith('-') && !NEGATIVE_NUMBER.test(value))) {
+      const key = KEYS.find((k) => flagName(spec(k)) === name || (spec(k).aliases ?? []).includes(name));
+      const example = key === undefined ? 'PATH' : spec(key).default;
+      throw new ConfigError(`${arg} needs a value (e.g. ${arg} ${example}). Run with --help to list every option.`);
+    }
+    args.push(`${arg}=${value}`);
+    i++;
+  }
+  return args;
 }
 
 /**
@@ -143,26 +179,4 @@ export function describePorts(ports: readonly number[]): number[] | string {
   if (ports.length <= 8) return [...ports];
   const sorted = [...ports].sort((a, b) => a - b);
   return `${ports.length} ports ${sorted[0]}..${sorted[sorted.length - 1]}`;
-}
-
-export function helpText(): string {
-  const lines = [
-    'Usage: noray [options]',
-    '',
-    'Every option can also be set by its environment variable or in a .env file.',
-    'Precedence: flag > environment > .env file > default. Ports accept "off".',
-    '',
-    '  -h, --help              show this help',
-    '  -v, --version           print the version',
-    '      --dotenv PATH       read this dotenv file instead of ./.env',
-    '',
-  ];
-  for (const key of KEYS) {
-    const option = spec(key);
-    const aliases = option.aliases?.length ? ` (also --${option.aliases.join(', --')})` : '';
-    lines.push(`  --${flagName(option)}${aliases}`);
-    lines.push(`      ${option.describe}`);
-    lines.push(`      env ${option.env}, default ${option.secret ? '<redacted>' : JSON.stringify(option.default)}`);
-  }
-  return lines.join('\n');
 }

@@ -8,6 +8,7 @@ export class ConfigValueError extends Error {
 const NUMBER_WITH_UNIT = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i;
 
 function splitUnit(raw: string, what: string): [number, string] {
+  if (/^\s*-/.test(raw)) throw new ConfigValueError(`a ${what} cannot be negative`);
   const match = NUMBER_WITH_UNIT.exec(raw);
   if (!match) throw new ConfigValueError(`expected a ${what} such as ${what === 'duration' ? '"30s"' : '"128kb"'}`);
   const value = Number(match[1]);

@@ -147,7 +147,7 @@ describe('noray control channel', () => {
     expect(await a.next('set-oid')).toBe('lobby-42');
     // Once the holder leaves, the id is free.
     a.close();
-    await until(() => app.front<NorayFront>('noray')?.directory.size === 0);
+    await until(() => app.front<NorayFront>('noray')?.sessions.size === 0);
     b.putCommand('register-host', 'lobby-42');
     expect(await b.next('set-oid')).toBe('lobby-42');
   });
@@ -161,9 +161,10 @@ describe('noray control channel', () => {
     await client.registerHost();
     expect(client.oid).not.toBe(firstOid);
     const front = app.front<NorayFront>('noray');
-    expect(front?.directory.size).toBe(1);
-    expect(front?.directory.byPublicId(firstOid)).toBeUndefined();
-    expect(front?.directory.bySecret(firstPid)).toBeUndefined();
+    expect(front?.sessions.size).toBe(1);
+    expect(await front?.sessions.byPublicId(firstOid)).toBeUndefined();
+    expect(await front?.sessions.bySecret(firstPid)).toBeUndefined();
+    expect((await front?.sessions.byPublicId(client.oid))?.secret).toBe(client.pid);
   });
 
   it('echo answers its data, spaces included', async () => {
@@ -243,15 +244,15 @@ describe('UDP registrar', () => {
     const app = await startNoray();
     const host = await registeredPlayer(app);
     const front = app.front<NorayFront>('noray');
-    const session = front?.directory.byPublicId(host.oid);
-    expect(session).toBeDefined();
-    expect(front?.registrar.endpointOf(session!)).toEqual({ address: '127.0.0.1', port: host.localPort });
+    const session = await front?.sessions.byPublicId(host.oid);
+    expect(session?.secret).toBe(host.pid);
+    expect(await front?.addresses.endpointOf(session!.id)).toEqual({ address: '127.0.0.1', port: host.localPort });
 
     // register_remote again from a new socket: the new port replaces the old one.
     const firstPort = host.localPort;
     expect(await host.registerRemote(port(app, 'noray', 'registrar'))).toBe('OK');
     expect(host.localPort).not.toBe(firstPort);
-    expect(front?.registrar.endpointOf(session!)?.port).toBe(host.localPort);
+    expect((await front?.addresses.endpointOf(session!.id))?.port).toBe(host.localPort);
 
     const client = await registeredPlayer(app);
     client.putCommand('connect', host.oid);
@@ -444,7 +445,7 @@ describe('UDP relay (connect-relay)', () => {
     const clientUdp = await localSocket(client);
     const atHost = collect(hostUdp);
     host.close();
-    await until(() => app.front<NorayFront>('noray')?.directory.size === 1);
+    await until(() => app.front<NorayFront>('noray')?.sessions.size === 1);
 
     client.putCommand('connect', host.oid);
     expect(await client.next('error')).toBe('unknown');

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../../core/clock.js';
+import type { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
@@ -8,6 +10,7 @@ import type { LimitReporter } from '../../ops/limit-reporter.js';
 import { encodeCommand, LineDecoder, parseCommand } from './codec.js';
 import type { ControlPeer, HostSession, NorayCommands } from './handlers.js';
 import type { NorayMetrics } from './metrics.js';
+import { listenTcp } from '../shared/listen.js';
 import { endWithMessage } from '../shared/socket-close.js';
 
 export interface ControlServerOptions {
@@ -17,6 +20,8 @@ export interface ControlServerOptions {
   /** A peer that does not read its replies is disconnected past this many unsent bytes. */
   readonly maxPendingBytes: number;
   readonly commands: NorayCommands;
+  /** Where sessions' lines are delivered by connection id; each connection attaches itself. */
+  readonly delivery: LocalDelivery<string>;
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -34,6 +39,8 @@ export interface ControlServerOptions {
 export class ControlServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Refused connections still reading their error line: cut at close() instead of waiting out their grace. */
+  private readonly refused = new Set<Socket>();
   private readonly gate: ConnectionGate;
 
   constructor(private readonly options: ControlServerOptions) {
@@ -52,19 +59,16 @@ export class ControlServer {
     return this.sockets.size;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    await listenTcp(this.server, this.options.port, this.options.host, (error) =>
+      this.options.logger.warn({ err: error.message }, 'control listener error'),
+    );
   }
 
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.refused) socket.destroy();
     await closed;
   }
 
@@ -76,6 +80,8 @@ export class ControlServer {
     const verdict = this.gate.admit(ip);
     if (verdict !== 'ok') {
       limits.report('noray', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
+      this.refused.add(socket);
+      socket.once('close', () => this.refused.delete(socket));
       endWithMessage(socket, encodeCommand('error', 'server busy: too many connections'));
       return;
     }
@@ -83,32 +89,50 @@ export class ControlServer {
     metrics.tcpConnections.set(this.sockets.size);
     const decoder = new LineDecoder(this.options.maxLineLength);
     const bucket = new TokenBucket(this.options.messageRate, this.options.messageBurst, this.options.clock);
+    /** No more input is read (set at once when a limit bites or the line framing breaks). */
     let closing = false;
+    /** Output is closed: nothing more goes out. */
+    let ended = false;
     let loginTimer: Timer | null = null;
 
-    /** Says why in one error line, then closes. */
+    // Commands of one connection run one after another, so replies keep the order of requests.
+    let queue: Promise<void> = Promise.resolve();
+    const enqueue = (task: () => Promise<void> | void) => {
+      queue = queue.then(task).catch((error: unknown) => logger.error({ err: error, remote }, 'control command failed'));
+    };
+
+    /** Stops reading at once; after the replies to earlier commands, says why in one error line and closes. */
     const closeWithError = (reason: string, message: string) => {
       if (closing) return;
       closing = true;
-      metrics.connectionsClosed.inc({ reason });
-      endWithMessage(socket, encodeCommand('error', message));
+      enqueue(() => {
+        if (ended) return;
+        ended = true;
+        metrics.connectionsClosed.inc({ reason });
+        endWithMessage(socket, encodeCommand('error', message));
+      });
     };
 
     const peer: ControlPeer = {
+      id: randomUUID(),
       remote,
       session: null as HostSession | null,
       send: (line) => {
-        if (closing || socket.destroyed) return;
+        if (ended || socket.destroyed) return;
         if (socket.writableLength > this.options.maxPendingBytes) {
           metrics.connectionsClosed.inc({ reason: 'slow_reader' });
           limits.report('noray', 'slow_reader', ip);
           closing = true;
+          ended = true;
           socket.destroy();
           return;
         }
         socket.write(line);
       },
     };
+
+    const inbox = (line: string) => peer.send(line);
+    this.options.delivery.attach(peer.id, inbox);
 
     loginTimer = this.options.clock.setTimeout(() => {
       if (peer.session) return;
@@ -126,11 +150,14 @@ export class ControlServer {
           closeWithError('message_rate', 'too many commands, slow down');
           break;
         }
-        commands.handle(peer, parseCommand(line));
-        if (peer.session && loginTimer) {
-          loginTimer.cancel();
-          loginTimer = null;
-        }
+        const command = parseCommand(line);
+        enqueue(async () => {
+          await commands.handle(peer, command);
+          if (peer.session && loginTimer) {
+            loginTimer.cancel();
+            loginTimer = null;
+          }
+        });
       }
       if (!result.ok) {
         limits.report('noray', 'line_too_long', ip);
@@ -142,7 +169,8 @@ export class ControlServer {
       this.gate.release(ip);
       this.sockets.delete(socket);
       metrics.tcpConnections.set(this.sockets.size);
-      commands.disconnected(peer);
+      this.options.delivery.detach(peer.id, inbox);
+      enqueue(() => commands.disconnected(peer));
     });
   }
 }

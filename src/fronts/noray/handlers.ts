@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { AddressPolicy } from '../../core/address-policy.js';
-import type { SessionDirectory } from '../../core/directory.js';
-import type { AddressRegistrar } from '../../core/registrar.js';
+import type { AddressBook } from '../../core/address-book.js';
+import type { Delivery } from '../../core/delivery.js';
+import type { SessionRecord, SessionStore } from '../../core/directory.js';
 import type { UdpRelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
@@ -10,26 +11,33 @@ import type { NorayMetrics } from './metrics.js';
 
 /** The far end of one control connection, as the handlers see it. */
 export interface ControlPeer {
+  /** Unique per connection: the delivery address of the sessions registered on it. */
+  readonly id: string;
   send(line: string): void;
   session: HostSession | null;
   readonly remote: string;
 }
 
-/** A registered player: reachable by its OpenID, proves itself to the registrar with its PrivateID. */
-export interface HostSession {
-  readonly publicId: string;
-  readonly secret: string;
-  readonly peer: ControlPeer;
+/**
+ * A registered player: reachable by its OpenID, proves itself to the registrar with its PrivateID.
+ * It names its control connection by id (for delivery), never by reference, so it can be stored anywhere.
+ */
+export interface HostSession extends SessionRecord {
+  readonly connection: string;
 }
 
 export interface NorayHandlerDeps {
-  readonly directory: SessionDirectory<HostSession>;
-  readonly registrar: AddressRegistrar<HostSession>;
+  readonly sessions: SessionStore<HostSession>;
+  readonly addresses: AddressBook;
+  /** Lines to control connections by id. */
+  readonly delivery: Delivery<string>;
   readonly relay: UdpRelayEngine | null;
   readonly newOid: () => string;
   readonly newPid: () => string;
+  readonly newSessionId: () => string;
   readonly logger: Logger;
   readonly metrics: NorayMetrics;
+  /** Most sessions registered through this process at once. */
   readonly maxSessions: number;
   readonly limits: LimitReporter;
   readonly addressPolicy: AddressPolicy;
@@ -42,19 +50,31 @@ const KNOWN = new Set(['register-host', 'connect', 'connect-relay', 'echo']);
 
 /** Turns control commands into core calls and answers; every failure is answered with `error REASON`. */
 export class NorayCommands {
+  /** Sessions registered through this process. */
+  private readonly local = new Set<HostSession>();
+
   constructor(private readonly deps: NorayHandlerDeps) {}
 
-  handle(peer: ControlPeer, command: Command): void {
+  /** Sessions registered through this process. */
+  get sessionCount(): number {
+    return this.local.size;
+  }
+
+  /**
+   * Handles one command. Commands of one connection must be handled one after another (the
+   * control server chains them), so replies keep the order of the requests.
+   */
+  async handle(peer: ControlPeer, command: Command): Promise<void> {
     const label = KNOWN.has(command.name) ? command.name : 'unknown';
     const stopTimer = this.deps.metrics.commandDuration.startTimer({ command: label });
     try {
       switch (command.name) {
         case 'register-host':
-          return this.registerHost(peer, command.data);
+          return await this.registerHost(peer, command.data);
         case 'connect':
-          return this.connect(peer, command.data, false);
+          return await this.connect(peer, command.data, false);
         case 'connect-relay':
-          return this.connect(peer, command.data, true);
+          return await this.connect(peer, command.data, true);
         case 'echo':
           return peer.send(encodeCommand('echo', command.data));
         default:
@@ -70,56 +90,80 @@ export class NorayCommands {
   }
 
   /** The control connection closed: the player is no longer reachable by its OpenID. */
-  disconnected(peer: ControlPeer): void {
-    if (peer.session) this.endSession(peer.session);
+  async disconnected(peer: ControlPeer): Promise<void> {
+    const session = peer.session;
     peer.session = null;
+    if (session) await this.endSession(session);
   }
 
-  private registerHost(peer: ControlPeer, requestedOid: string): void {
-    const { directory } = this.deps;
+  private async registerHost(peer: ControlPeer, requestedOid: string): Promise<void> {
+    const { sessions } = this.deps;
     if (requestedOid !== '') {
       if (!isValidCustomOid(requestedOid)) {
         return this.fail(peer, 'invalid OpenID: use 1-64 characters without spaces');
       }
-      const holder = directory.byPublicId(requestedOid);
-      if (holder && holder.peer !== peer) return this.fail(peer, `OpenID ${requestedOid} is taken`);
+      const holder = await sessions.byPublicId(requestedOid);
+      if (holder && holder.id !== peer.session?.id) return this.fail(peer, `OpenID ${requestedOid} is taken`);
     }
     // The latest registration on a connection replaces the earlier one.
-    if (peer.session) this.endSession(peer.session);
-    else if (directory.size >= this.deps.maxSessions) {
+    if (peer.session) {
+      const previous = peer.session;
+      peer.session = null;
+      await this.endSession(previous);
+    } else if (this.local.size >= this.deps.maxSessions) {
       this.deps.limits.report('noray', 'max_sessions', peer.remote);
       return this.fail(peer, 'server full, try later');
     }
-    const publicId = requestedOid !== '' ? requestedOid : this.freshOid();
-    if (publicId === null) return this.fail(peer, 'could not register, try again');
-    const session: HostSession = {
-      publicId,
-      secret: this.deps.newPid(),
-      peer,
-    };
-    if (!directory.add(session)) return this.fail(peer, 'could not register, try again');
+    const session = requestedOid !== '' ? await this.claim(peer, requestedOid) : await this.claimFresh(peer);
+    if (session === null) {
+      return this.fail(peer, requestedOid !== '' ? `OpenID ${requestedOid} is taken` : 'could not register, try again');
+    }
     peer.session = session;
-    this.deps.metrics.activeHosts.set(directory.size);
+    this.local.add(session);
+    this.deps.metrics.activeHosts.set(this.local.size);
     this.deps.logger.info({ oid: session.publicId, pid: maskSecret(session.secret), remote: peer.remote }, 'host registered');
     peer.send(encodeCommand('set-oid', session.publicId));
     peer.send(encodeCommand('set-pid', session.secret));
   }
 
-  private connect(peer: ControlPeer, oid: string, viaRelay: boolean): void {
-    const { directory, registrar, relay } = this.deps;
+  private async claim(peer: ControlPeer, publicId: string): Promise<HostSession | null> {
+    const session: HostSession = {
+      id: this.deps.newSessionId(),
+      publicId,
+      secret: this.deps.newPid(),
+      connection: peer.id,
+    };
+    return (await this.deps.sessions.claim(session)) ? session : null;
+  }
+
+  /**
+   * A session under a server-made OpenID, or null after a bounded number of draws: the config
+   * check keeps the id space at least 16 times the session limit, so 64 misses in a row do not
+   * happen by chance, and a config that slipped past it must not spin forever.
+   */
+  private async claimFresh(peer: ControlPeer): Promise<HostSession | null> {
+    for (let attempt = 0; attempt < MAX_OID_DRAWS; attempt++) {
+      const session = await this.claim(peer, this.deps.newOid());
+      if (session) return session;
+    }
+    return null;
+  }
+
+  private async connect(peer: ControlPeer, oid: string, viaRelay: boolean): Promise<void> {
+    const { sessions, addresses, relay, delivery } = this.deps;
     const requester = peer.session;
     if (!requester) return this.fail(peer, 'register-host first');
-    const requesterEndpoint = registrar.endpointOf(requester);
+    const requesterEndpoint = await addresses.endpointOf(requester.id);
     if (!requesterEndpoint) return this.fail(peer, 'register your address with the UDP registrar first');
     if (oid === '') return this.fail(peer, 'missing OpenID');
-    const host = directory.byPublicId(oid);
+    const host = await sessions.byPublicId(oid);
     if (!host) return this.fail(peer, `unknown OpenID ${oid.slice(0, 64)}`);
-    const hostEndpoint = registrar.endpointOf(host);
+    const hostEndpoint = await addresses.endpointOf(host.id);
     if (!hostEndpoint) return this.fail(peer, 'host has not registered its address yet');
 
     if (!viaRelay) {
       peer.send(encodeCommand('connect', `${hostEndpoint.address}:${hostEndpoint.port}`));
-      host.peer.send(encodeCommand('connect', `${requesterEndpoint.address}:${requesterEndpoint.port}`));
+      delivery.deliver(host.connection, encodeCommand('connect', `${requesterEndpoint.address}:${requesterEndpoint.port}`));
       this.deps.logger.debug({ oid, remote: peer.remote }, 'connect');
       return;
     }
@@ -134,27 +178,14 @@ export class NorayCommands {
       return this.fail(peer, result.reason === 'no_free_port' ? 'no relay port free, try later' : 'cannot relay to yourself');
     }
     peer.send(encodeCommand('connect-relay', result.portB));
-    host.peer.send(encodeCommand('connect-relay', result.portA));
+    delivery.deliver(host.connection, encodeCommand('connect-relay', result.portA));
     this.deps.logger.debug({ oid, remote: peer.remote, hostPort: result.portB, clientPort: result.portA }, 'connect-relay');
   }
 
-  /**
-   * A server-made OpenID not in use, or null after a bounded number of draws: the config check
-   * keeps the id space at least 16 times the session limit, so 64 misses in a row do not happen
-   * by chance, and a config that slipped past it must not spin the event loop.
-   */
-  private freshOid(): string | null {
-    for (let attempt = 0; attempt < MAX_OID_DRAWS; attempt++) {
-      const oid = this.deps.newOid();
-      if (!this.deps.directory.isTaken(oid)) return oid;
-    }
-    return null;
-  }
-
-  private endSession(session: HostSession): void {
-    this.deps.directory.remove(session);
-    this.deps.registrar.forget(session);
-    this.deps.metrics.activeHosts.set(this.deps.directory.size);
+  private async endSession(session: HostSession): Promise<void> {
+    this.local.delete(session);
+    this.deps.metrics.activeHosts.set(this.local.size);
+    await Promise.all([this.deps.sessions.release(session), this.deps.addresses.forget(session.id)]);
   }
 
   private fail(peer: ControlPeer, reason: string): void {

@@ -1,8 +1,10 @@
 import { AddressPolicy } from '../../core/address-policy.js';
-import { SessionDirectory } from '../../core/directory.js';
-import { randomIdGenerator } from '../../core/ids.js';
-import { AddressRegistrar } from '../../core/registrar.js';
+import { MemoryAddressBook } from '../../core/address-book.js';
+import { LocalDelivery } from '../../core/delivery.js';
+import { MemorySessionStore } from '../../core/directory.js';
+import { randomIdGenerator, randomToken } from '../../core/ids.js';
 import { UdpRelayEngine } from '../../core/relay/engine.js';
+import { SessionRegistrar } from '../../core/session-registrar.js';
 import type { Front, FrontDeps } from '../front.js';
 import { ControlServer } from './control-server.js';
 import { NorayCommands, type HostSession } from './handlers.js';
@@ -15,8 +17,10 @@ const MAX_PENDING_REPLY_BYTES = 64 * 1024;
 /** The noray front: TCP control channel, UDP registrar and UDP relay (foxssake/noray compatible). */
 export class NorayFront implements Front {
   readonly name = 'noray';
-  readonly directory = new SessionDirectory<HostSession>();
-  readonly registrar = new AddressRegistrar<HostSession>((secret) => this.directory.bySecret(secret));
+  readonly sessions = new MemorySessionStore<HostSession>();
+  readonly addresses = new MemoryAddressBook();
+  private readonly delivery = new LocalDelivery<string>();
+  private readonly commands: NorayCommands;
   readonly relay: UdpRelayEngine | null;
   private readonly control: ControlServer | null;
   private readonly registrarSocket: RegistrarSocket | null;
@@ -46,18 +50,20 @@ export class NorayFront implements Front {
             relearnAfterMs: config.udpRelayRelearnAfter,
           });
     if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
-    const commands = new NorayCommands({
-      directory: this.directory,
-      registrar: this.registrar,
+    const commands = (this.commands = new NorayCommands({
+      sessions: this.sessions,
+      addresses: this.addresses,
+      delivery: this.delivery,
       relay: this.relay,
       newOid: randomIdGenerator(config.oidCharset, config.oidLength),
       newPid: randomIdGenerator(config.pidCharset, config.pidLength),
+      newSessionId: randomToken,
       logger,
       metrics,
       maxSessions: config.maxSessions,
       limits: deps.limits,
       addressPolicy,
-    });
+    }));
     this.control =
       config.socketPort === null
         ? null
@@ -67,6 +73,7 @@ export class NorayFront implements Front {
             maxLineLength: config.socketMaxLineLength,
             maxPendingBytes: MAX_PENDING_REPLY_BYTES,
             commands,
+            delivery: this.delivery,
             metrics,
             logger,
             clock,
@@ -84,7 +91,7 @@ export class NorayFront implements Front {
             host: config.udpHost,
             port: config.udpRegistrarPort,
             maxPidLength: config.pidLength,
-            registrar: this.registrar,
+            registrar: new SessionRegistrar(this.sessions, this.addresses),
             metrics,
             logger,
             addressPolicy,
@@ -125,8 +132,8 @@ export class NorayFront implements Front {
   stats(): Record<string, number> {
     return {
       connections: this.control?.connections ?? 0,
-      hosts: this.directory.size,
-      registeredAddresses: this.registrar.size,
+      hosts: this.commands.sessionCount,
+      registeredAddresses: this.addresses.size,
       relays: this.relay?.stats.relays ?? 0,
       relayPortsFree: this.relay?.stats.freePorts ?? 0,
     };

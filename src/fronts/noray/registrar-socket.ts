@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AddressPolicy } from '../../core/address-policy.js';
 import { normalizeAddress, type Endpoint } from '../../core/endpoint.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
-import type { AddressRegistrar } from '../../core/registrar.js';
+import type { SessionRegistrar, SessionRegistration } from '../../core/session-registrar.js';
 import type { HostSession } from './handlers.js';
 import type { NorayMetrics } from './metrics.js';
 
@@ -16,7 +16,7 @@ export interface RegistrarSocketOptions {
   readonly port: number;
   /** Datagrams longer than any PrivateID can be are not looked up. */
   readonly maxPidLength: number;
-  readonly registrar: AddressRegistrar<HostSession>;
+  readonly registrar: SessionRegistrar<HostSession>;
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
   readonly addressPolicy: AddressPolicy;
@@ -63,7 +63,7 @@ export class RegistrarSocket {
   }
 
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {
-    const { registrar, metrics, addressPolicy } = this.options;
+    const { metrics, addressPolicy } = this.options;
     const address = normalizeAddress(fromAddress);
     if (!addressPolicy.allows(address)) {
       metrics.registrarFail.inc();
@@ -72,13 +72,17 @@ export class RegistrarSocket {
       return;
     }
     const secret = message.length <= this.options.maxPidLength + 2 ? message.toString('utf8').trim() : '';
-    const result = secret === '' ? { outcome: 'unknown' as const } : registrar.register(secret, {
-      address,
-      port: fromPort,
-    });
+    this.options.registrar.register(secret, { address, port: fromPort }).then(
+      (result) => this.answer(result, message.length, fromAddress, fromPort),
+      (error: unknown) => this.options.logger.warn({ err: (error as Error).message }, 'registration failed'),
+    );
+  }
+
+  private answer(result: SessionRegistration<HostSession>, requestLength: number, fromAddress: string, fromPort: number): void {
+    const { metrics } = this.options;
     if (result.outcome === 'unknown') {
       metrics.registrarFail.inc();
-      this.replyShort(UNKNOWN, message.length, fromAddress, fromPort);
+      this.replyShort(UNKNOWN, requestLength, fromAddress, fromPort);
       return;
     }
     if (result.outcome === 'repeat') metrics.registrarRepeat.inc();

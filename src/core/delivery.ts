@@ -1,0 +1,38 @@
+/**
+ * Delivery of messages to a connection by id, wherever it is connected. Stored records hold such
+ * ids, never sockets or closures, so a record can live in a shared store and still be reached.
+ * Messages from one sender to one recipient arrive in the order they were delivered.
+ */
+export interface Delivery<M> {
+  /** Puts a message on the recipient's connection; false when no such recipient is connected. */
+  deliver(recipient: string, message: M): boolean;
+}
+
+/** A connection's receiving end, as the socket glue attaches it. */
+export type Inbox<M> = (message: M) => void;
+
+/** Delivery within one process: recipients are the connections attached here. */
+export class LocalDelivery<M> implements Delivery<M> {
+  private readonly inboxes = new Map<string, Inbox<M>>();
+
+  /** Makes `recipient` reachable; replaces an earlier inbox under the same id. */
+  attach(recipient: string, inbox: Inbox<M>): void {
+    this.inboxes.set(recipient, inbox);
+  }
+
+  /** Removes the recipient only if `inbox` is still the one attached under its id. */
+  detach(recipient: string, inbox: Inbox<M>): void {
+    if (this.inboxes.get(recipient) === inbox) this.inboxes.delete(recipient);
+  }
+
+  deliver(recipient: string, message: M): boolean {
+    const inbox = this.inboxes.get(recipient);
+    if (inbox === undefined) return false;
+    inbox(message);
+    return true;
+  }
+
+  get size(): number {
+    return this.inboxes.size;
+  }
+}
