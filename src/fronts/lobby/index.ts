@@ -1,1 +1,30 @@
-export { createLobbyFront, LobbyFront } from './server.js';
+import type { Config } from '../../config/schema.js';
+import type { Front, FrontDeps } from '../front.js';
+import { LobbyFront, type LobbyOptions } from './server.js';
+
+export { LobbyFront, type LobbyDeps, type LobbyOptions } from './server.js';
+
+/** The only place the lobby front reads the app config. */
+export function lobbyOptions(config: Config): LobbyOptions {
+  return {
+    host: config.lobbyHost,
+    httpPort: config.lobbyHttpPort,
+    udpPort: config.lobbyUdpPort,
+    timing: {
+      serverConnectTimeoutMs: config.lobbyServerConnectTimeout,
+      connectRequestIntervalMs: config.lobbyConnectRequestInterval,
+      connectTimeoutMs: config.lobbyConnectTimeout,
+    },
+    maxLobbies: config.maxLobbies,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    messageRate: config.messageRate,
+    messageBurst: config.messageBurst,
+    denyPrivatePeers: config.denyPrivatePeers,
+  };
+}
+
+export function createLobbyFront(deps: FrontDeps): Front {
+  const { config, ...shared } = deps;
+  return new LobbyFront(lobbyOptions(config), shared);
+}

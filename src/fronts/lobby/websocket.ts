@@ -1,0 +1,131 @@
+// The lobby's WebSockets: upgrade gating, one client per connection, its message rate, shutdown.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { Clock } from '../../core/clock.js';
+import { normalizeAddress } from '../../core/endpoint.js';
+import { ConnectionGate } from '../../core/limits/connection-gate.js';
+import { TokenBucket } from '../../core/limits/token-bucket.js';
+import type { ClientId } from '../../core/lobbies/index.js';
+import type { LimitReporter } from '../../ops/limit-reporter.js';
+import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
+import type { LobbyLimitReason } from './metrics.js';
+import { WS_MAX_PAYLOAD, type LobbyWire } from './wire.js';
+
+/** A client that lets this much outgoing data pile up is cut off rather than buffered forever. */
+const WS_MAX_BUFFERED = 4 * 1024 * 1024;
+
+/** The answer to an upgrade over a connection limit, instead of the 101: with CORS, like every HTTP answer. */
+export const BUSY_RESPONSE = busyResponse('Access-Control-Allow-Origin: *\r\n');
+
+export interface LobbyWebSocketOptions {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  /** Messages per second per connection, and the burst allowed above that rate. */
+  readonly messageRate: number;
+  readonly messageBurst: number;
+}
+
+export interface LobbyWebSocketDeps {
+  readonly wire: LobbyWire;
+  readonly clock: Clock;
+  readonly limits: LimitReporter;
+  readonly logger: Logger;
+}
+
+/**
+ * Upgrades on any path of the HTTP server become clients of the wire. A connection over its
+ * message rate is closed with 1008; stop() says going-away (1001) to everyone still connected.
+ */
+export class LobbyWebSockets {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD });
+  /** Counts every WebSocket from its upgrade request until its socket closes. */
+  private readonly gate: ConnectionGate;
+  private readonly open = new Set<WebSocket>();
+  private closing = false;
+
+  constructor(
+    private readonly options: LobbyWebSocketOptions,
+    private readonly deps: LobbyWebSocketDeps,
+  ) {
+    this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
+  }
+
+  /** Open WebSockets. */
+  get connections(): number {
+    return this.open.size;
+  }
+
+  /** Connection-gate slots held: open WebSockets and upgrades still under way. */
+  get admitted(): number {
+    return this.gate.size;
+  }
+
+  /** The HTTP server's 'upgrade' listener. */
+  readonly upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    // A socket already closed would never emit the 'close' that releases its gate slot.
+    if (this.closing || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const ip = normalizeAddress(request.socket.remoteAddress ?? '?');
+    const verdict = this.gate.admit(ip);
+    if (verdict !== 'ok') {
+      const reason: LobbyLimitReason = verdict === 'total' ? 'max_connections' : 'max_connections_per_ip';
+      this.deps.limits.report('lobby', reason, ip);
+      refuseUpgrade(socket, BUSY_RESPONSE);
+      return;
+    }
+    // Released on whatever ends the socket: a failed handshake, any close of the client, close().
+    socket.once('close', () => this.gate.release(ip));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.connection(ws, ip));
+  };
+
+  /** Stops accepting, closes every WebSocket with 1001 and waits a moment for the handshakes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const sockets = [...this.open];
+    this.open.clear();
+    await closeGracefully(sockets, (ws) => ws.close(CLOSE.goingAway, 'server shutting down'));
+    this.wss.close();
+  }
+
+  private connection(ws: WebSocket, ip: string): void {
+    if (this.closing) {
+      ws.terminate();
+      return;
+    }
+    const { wire, clock, limits, logger } = this.deps;
+    this.open.add(ws);
+    let id: ClientId | undefined;
+    id = wire.connected({ send: (frame) => this.send(ws, frame, id) });
+    const bucket = new TokenBucket(this.options.messageRate, this.options.messageBurst, clock);
+    ws.on('message', (data: RawData) => {
+      // Frames already on the wire when the socket started closing are dropped.
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (!bucket.take()) {
+        limits.report('lobby', 'message_rate' satisfies LobbyLimitReason, ip);
+        ws.close(CLOSE.policy, 'message rate exceeded');
+        return;
+      }
+      wire.message(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    });
+    ws.on('error', (error) => logger.debug({ client: id, err: error.message }, 'lobby WebSocket error'));
+    ws.on('close', () => {
+      this.open.delete(ws);
+      if (id !== undefined) wire.disconnected(id);
+    });
+  }
+
+  private send(ws: WebSocket, frame: string, client: ClientId | undefined): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > WS_MAX_BUFFERED) {
+      this.deps.logger.warn({ client }, 'lobby client does not read its WebSocket: disconnected');
+      ws.terminate();
+      return;
+    }
+    ws.send(frame);
+  }
+}
