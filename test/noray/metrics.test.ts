@@ -85,6 +85,8 @@ const NORAY_FRONT_METRICS = [
   'noray_relay_size',
   'noray_relay_packets_total',
   'noray_relay_bytes_total',
+  'noray_relay_mapping_learned_total',
+  'noray_relay_mapping_relearned_total',
   'noray_remote_registrar_success',
   'noray_remote_registrar_fail',
   'noray_remote_registrar_repeat',
@@ -173,6 +175,11 @@ describe('noray front metrics after real relayed traffic', () => {
     await relayed(clientUdp, hostUdp, hostRelayPort, [10, 20, 30, 40, 50]);
     await relayed(hostUdp, clientUdp, clientRelayPort, [100, 200, 300]);
 
+    // The client's NAT rebinds: after NORAY_UDP_RELAY_RELEARN_AFTER of silence its new source is learned.
+    clock.advance(3_000);
+    const rebound = await udp();
+    await relayed(rebound, hostUdp, hostRelayPort, [60]);
+
     // A datagram on a relay port no relay holds is dropped.
     const idle = (app.ports().noray?.relay as number[]).find((p) => p !== hostRelayPort && p !== clientRelayPort);
     stranger.send('nobody here', idle as number, '127.0.0.1');
@@ -191,12 +198,14 @@ describe('noray front metrics after real relayed traffic', () => {
     expect(m.get('noray_limit_rejections_total{front="noray",reason="max_connections_per_ip"}')).toBe(1);
     expect(m.get('noray_relay_count')).toBe(2);
     expect(m.get('noray_relay_ports_free')).toBe(6);
-    expect(m.get('noray_relay_packets_total')).toBe(8);
-    expect(m.get('noray_relay_bytes_total')).toBe(750);
+    expect(m.get('noray_relay_packets_total')).toBe(9);
+    expect(m.get('noray_relay_bytes_total')).toBe(810);
+    expect(m.get('noray_relay_mapping_learned_total')).toBe(1);
+    expect(m.get('noray_relay_mapping_relearned_total')).toBe(1);
     // The histogram that used to read 0: bytes in _sum, datagrams in _count and the +Inf bucket.
-    expect(m.get('noray_relay_size_sum')).toBe(750);
-    expect(m.get('noray_relay_size_count')).toBe(8);
-    expect(m.get('noray_relay_size_bucket{le="+Inf"}')).toBe(8);
+    expect(m.get('noray_relay_size_sum')).toBe(810);
+    expect(m.get('noray_relay_size_count')).toBe(9);
+    expect(m.get('noray_relay_size_bucket{le="+Inf"}')).toBe(9);
     expect(m.get('noray_relay_expired')).toBe(0);
     const drops = [...m].filter(([key]) => key.startsWith('noray_relay_drop_count{'));
     expect(drops.length).toBeGreaterThan(1);
@@ -215,16 +224,16 @@ describe('noray front metrics after real relayed traffic', () => {
     expect(m.get('noray_limit_rejections_total{front="noray",reason="login_timeout"}')).toBe(1);
     expect(m.get('noray_tcp_closed_total{reason="login_timeout"}')).toBe(1);
     // Counters keep what they counted.
-    expect(m.get('noray_relay_size_sum')).toBe(750);
-    expect(m.get('noray_relay_size_count')).toBe(8);
+    expect(m.get('noray_relay_size_sum')).toBe(810);
+    expect(m.get('noray_relay_size_count')).toBe(9);
 
     // The JSON form reads the same histogram.
     const json = await app.metrics.getMetricsAsJSON();
     const size = json.find((metric) => metric.name === 'noray_relay_size');
     expect(size?.values).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ metricName: 'noray_relay_size_sum', value: 750 }),
-        expect.objectContaining({ metricName: 'noray_relay_size_count', value: 8 }),
+        expect.objectContaining({ metricName: 'noray_relay_size_sum', value: 810 }),
+        expect.objectContaining({ metricName: 'noray_relay_size_count', value: 9 }),
       ]),
     );
   });

@@ -67,6 +67,18 @@ export function registerRelayMetrics(registry: Registry, engine: UdpRelayEngine)
   collectedCounter(registry, 'noray_relay_expired', 'Relays freed after the idle timeout', () => engine.stats.expired);
   collectedCounter(registry, 'noray_relay_packets_total', 'Datagrams relayed', () => engine.stats.packets);
   collectedCounter(registry, 'noray_relay_bytes_total', 'Bytes relayed', () => engine.stats.bytes);
+  collectedCounter(
+    registry,
+    'noray_relay_mapping_learned_total',
+    'Sources learned on relay ports: players whose NAT maps relay traffic elsewhere than the registrar saw (symmetric NATs)',
+    () => engine.stats.learned,
+  );
+  collectedCounter(
+    registry,
+    'noray_relay_mapping_relearned_total',
+    'Learned sources replaced after the earlier mapping went silent (NAT rebinding)',
+    () => engine.stats.relearned,
+  );
   collectedLabelledCounter(
     registry,
     'noray_relay_drop_count',
