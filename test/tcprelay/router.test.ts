@@ -1,0 +1,241 @@
+// The relay's routing without sockets: which frames go to whom, in which order, and what state a peer is left in.
+import { describe, expect, it } from 'vitest';
+import { frame, type Frame } from '../../src/fronts/tcprelay/codec.js';
+import type { Rejection, RelayedType } from '../../src/fronts/tcprelay/metrics.js';
+import { TcpRelayRouter, type RelayPeer } from '../../src/fronts/tcprelay/router.js';
+
+interface FakePeer extends RelayPeer {
+  readonly name: string;
+  /** The login deadline the peer was connected with. */
+  readonly deadline: { cancelled: boolean; cancel(): void };
+}
+
+function setup(ids: string[] = []) {
+  /** Every frame sent to any peer, as its JSON text, in the order it was sent. */
+  const wire: Array<{ to: string; text: string }> = [];
+  const relayed: RelayedType[] = [];
+  const rejected: Rejection[] = [];
+  const picked = [...ids];
+  let counter = 0;
+  const router = new TcpRelayRouter({
+    metrics: { relayed: (type) => relayed.push(type), rejected: (reason) => rejected.push(reason) },
+    newId: () => picked.shift() ?? `id${++counter}`,
+  });
+  const peer = (name: string): FakePeer => {
+    const deadline = {
+      cancelled: false,
+      cancel() {
+        this.cancelled = true;
+      },
+    };
+    return {
+      name,
+      deadline,
+      state: { kind: 'login', deadline },
+      send(encoded) {
+        // Length-prefixed exactly as on the wire: int32 big-endian, then the UTF-8 JSON.
+        const length = encoded.readInt32BE(0);
+        expect(encoded.length).toBe(4 + length);
+        wire.push({ to: name, text: encoded.subarray(4).toString('utf8') });
+      },
+    };
+  };
+  const send = (p: RelayPeer, f: Frame) => router.handle(p, f);
+  /** A peer that has taken `id`; the wire is cleared afterwards. */
+  const member = (name: string, id = name): FakePeer => {
+    const p = peer(name);
+    send(p, frame('INIT', id));
+    expect(wire).toEqual([{ to: name, text: `{"payloadType":"INIT","destination":"${id}"}` }]);
+    wire.length = 0;
+    return p;
+  };
+  const idOf = (p: RelayPeer) => (p.state.kind === 'member' ? p.state.member.id : p.state.kind);
+  return { router, wire, relayed, rejected, peer, member, send, idOf };
+}
+
+const NOT_INITIALIZED = '{"payloadType":"ERROR","payload":"Not initialized: send INIT first"}';
+
+describe('tcprelay router: INIT', () => {
+  it('takes a free requested id, answers INIT with it and cancels the login deadline', () => {
+    const { router, wire, peer, send, idOf } = setup();
+    const alice = peer('alice');
+    send(alice, frame('INIT', 'alice'));
+    expect(wire).toEqual([{ to: 'alice', text: '{"payloadType":"INIT","destination":"alice"}' }]);
+    expect(idOf(alice)).toBe('alice');
+    expect(alice.deadline.cancelled).toBe(true);
+    expect(router.ids).toBe(1);
+  });
+
+  it('picks an id when INIT has no source or an empty one, skipping ids already taken', () => {
+    const { router, wire, peer, member, send, idOf } = setup(['taken', 'fresh', 'next']);
+    member('holder', 'taken');
+    const anon = peer('anon');
+    send(anon, frame('INIT'));
+    const empty = peer('empty');
+    send(empty, frame('INIT', ''));
+    expect(wire).toEqual([
+      { to: 'anon', text: '{"payloadType":"INIT","destination":"fresh"}' },
+      { to: 'empty', text: '{"payloadType":"INIT","destination":"next"}' },
+    ]);
+    expect([idOf(anon), idOf(empty)]).toEqual(['fresh', 'next']);
+    expect(router.ids).toBe(3);
+  });
+
+  it('answers a taken id with an ERROR to the newcomer only; it stays in login, the holder keeps the id', () => {
+    const { router, wire, rejected, peer, member, send, idOf } = setup();
+    const holder = member('holder', 'alice');
+    const intruder = peer('intruder');
+    send(intruder, frame('INIT', 'alice'));
+    expect(wire).toEqual([
+      { to: 'intruder', text: '{"payloadType":"ERROR","destination":"alice","payload":"ClientId: alice is already initialized"}' },
+    ]);
+    expect(rejected).toEqual(['id_taken']);
+    expect(intruder.state.kind).toBe('login');
+    expect(intruder.deadline.cancelled).toBe(false);
+    expect(idOf(holder)).toBe('alice');
+    expect(router.ids).toBe(1);
+    // It may take another id on the same connection.
+    wire.length = 0;
+    send(intruder, frame('INIT', 'mallory'));
+    expect(wire).toEqual([{ to: 'intruder', text: '{"payloadType":"INIT","destination":"mallory"}' }]);
+  });
+
+  it('confirms a re-INIT with the id already held, and a re-INIT under a new id frees the old one', () => {
+    const { router, wire, rejected, member, send, idOf } = setup();
+    const p = member('p', 'old');
+    send(p, frame('INIT', 'old'));
+    expect(wire).toEqual([{ to: 'p', text: '{"payloadType":"INIT","destination":"old"}' }]);
+    expect(rejected).toEqual([]);
+    wire.length = 0;
+    send(p, frame('INIT', 'new'));
+    expect(wire).toEqual([{ to: 'p', text: '{"payloadType":"INIT","destination":"new"}' }]);
+    expect(router.ids).toBe(1);
+    wire.length = 0;
+    const other = member('other', 'old');
+    expect([idOf(p), idOf(other)]).toEqual(['new', 'old']);
+  });
+});
+
+describe('tcprelay router: MESSAGE and ERROR', () => {
+  it('delivers MESSAGE to a known id with the source stamped; the sender hears nothing', () => {
+    const { wire, relayed, member, send } = setup();
+    const a = member('a');
+    member('b');
+    send(a, frame('MESSAGE', 'b', 'b', 'a"b 🎮'));
+    send(a, frame('MESSAGE', undefined, 'b'));
+    expect(wire).toEqual([
+      { to: 'b', text: '{"payloadType":"MESSAGE","source":"a","destination":"b","payload":"a\\"b 🎮"}' },
+      { to: 'b', text: '{"payloadType":"MESSAGE","source":"a","destination":"b"}' },
+    ]);
+    expect(relayed).toEqual(['MESSAGE', 'MESSAGE']);
+  });
+
+  it('delivers ERROR frames the same way', () => {
+    const { wire, relayed, member, send } = setup();
+    const a = member('a');
+    member('b');
+    send(a, frame('ERROR', 'x', 'b', 'bad message'));
+    expect(wire).toEqual([{ to: 'b', text: '{"payloadType":"ERROR","source":"a","destination":"b","payload":"bad message"}' }]);
+    expect(relayed).toEqual(['ERROR']);
+  });
+
+  it('answers an unknown or missing destination with an ERROR to the sender', () => {
+    const { wire, relayed, rejected, member, send } = setup();
+    const a = member('a');
+    send(a, frame('MESSAGE', undefined, 'nobody', 'hello?'));
+    send(a, frame('ERROR', undefined, undefined, 'where to?'));
+    expect(wire).toEqual([
+      { to: 'a', text: '{"payloadType":"ERROR","destination":"a","payload":"ClientId: nobody is not initialized"}' },
+      { to: 'a', text: '{"payloadType":"ERROR","destination":"a","payload":"Destination is missing"}' },
+    ]);
+    expect(rejected).toEqual(['unknown_destination', 'no_destination']);
+    expect(relayed).toEqual([]);
+  });
+
+  it('answers MESSAGE and ERROR before INIT with an ERROR, delivers nothing and keeps the login deadline', () => {
+    const { wire, rejected, peer, member, send } = setup();
+    member('t');
+    const early = peer('early');
+    send(early, frame('MESSAGE', 't', 't', 'spoof'));
+    send(early, frame('ERROR', undefined, 't'));
+    expect(wire).toEqual([
+      { to: 'early', text: NOT_INITIALIZED },
+      { to: 'early', text: NOT_INITIALIZED },
+    ]);
+    expect(rejected).toEqual(['not_initialized', 'not_initialized']);
+    expect(early.state.kind).toBe('login');
+    expect(early.deadline.cancelled).toBe(false);
+  });
+
+  it('counts a delivery to a receiver that is dropped while being written to, and frees its id', () => {
+    const { router, wire, relayed, member, send } = setup();
+    const a = member('a');
+    const slow = member('slow');
+    // The socket side drops a peer whose send buffer is full instead of writing to it.
+    slow.send = () => void router.disconnected(slow);
+    send(a, frame('MESSAGE', undefined, 'slow', 'x'));
+    expect(relayed).toEqual(['MESSAGE']);
+    expect(slow.state.kind).toBe('gone');
+    expect(router.ids).toBe(1);
+    send(a, frame('MESSAGE', undefined, 'slow', 'again'));
+    expect(wire).toEqual([
+      { to: 'a', text: '{"payloadType":"ERROR","destination":"a","payload":"ClientId: slow is not initialized"}' },
+    ]);
+  });
+});
+
+describe('tcprelay router: CLOSE and disconnect', () => {
+  it('CLOSE frees the id without a reply; the connection may INIT again and is never put back in login', () => {
+    const { router, wire, member, send, idOf } = setup();
+    const first = member('first', 'shared');
+    send(first, frame('CLOSE'));
+    expect(wire).toEqual([]);
+    expect(first.state.kind).toBe('released');
+    expect(router.ids).toBe(0);
+    send(first, frame('MESSAGE', undefined, 'shared', 'x'));
+    expect(wire).toEqual([{ to: 'first', text: NOT_INITIALIZED }]);
+    wire.length = 0;
+    const second = member('second', 'shared');
+    send(first, frame('INIT', 'first-again'));
+    expect(wire).toEqual([{ to: 'first', text: '{"payloadType":"INIT","destination":"first-again"}' }]);
+    // The old holder's disconnect does not remove the new holder.
+    expect(router.disconnected(first)).toBe(true);
+    expect(idOf(second)).toBe('shared');
+    expect(router.ids).toBe(1);
+  });
+
+  it('CLOSE before INIT is ignored: still in login, deadline pending', () => {
+    const { wire, peer, send } = setup();
+    const p = peer('p');
+    send(p, frame('CLOSE'));
+    expect(wire).toEqual([]);
+    expect(p.state.kind).toBe('login');
+    expect(p.deadline.cancelled).toBe(false);
+  });
+
+  it('disconnect frees the id at once, once; frames from a gone peer are ignored', () => {
+    const { router, wire, member, send } = setup();
+    const a = member('a');
+    const b = member('b');
+    expect(router.disconnected(b)).toBe(true);
+    expect(router.disconnected(b)).toBe(false);
+    expect(b.state.kind).toBe('gone');
+    expect(router.ids).toBe(1);
+    send(b, frame('MESSAGE', undefined, 'a', 'ghost'));
+    send(b, frame('INIT', 'b'));
+    expect(wire).toEqual([]);
+    // The id is free for someone else straight away.
+    const again = member('again', 'b');
+    send(a, frame('MESSAGE', undefined, 'b', 'hi'));
+    expect(wire).toEqual([{ to: 'again', text: '{"payloadType":"MESSAGE","source":"a","destination":"b","payload":"hi"}' }]);
+    expect(again.state.kind).toBe('member');
+  });
+
+  it('disconnect before INIT cancels the login deadline', () => {
+    const { router, peer } = setup();
+    const p = peer('p');
+    expect(router.disconnected(p)).toBe(true);
+    expect(p.deadline.cancelled).toBe(true);
+    expect(p.state.kind).toBe('gone');
+  });
+});
