@@ -16,10 +16,23 @@ export class Inbox<T> {
     this.wake();
   }
 
-  async next(): Promise<T> {
+  /**
+   * The next unread item; fails with `what` in the message after `timeoutMs`, or once the
+   * connection closed with nothing left to read, instead of hanging until the test times out.
+   */
+  async next(what = `item #${this.read}`, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
     while (this.read >= this.items.length) {
-      if (this.closed) throw new Error(`closed while waiting for item #${this.read}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      if (this.closed) throw new Error(`closed while waiting for ${what}; received ${this.describe()}`);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${this.describe()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     }
     return this.items[this.read++] as T;
   }
@@ -33,6 +46,14 @@ export class Inbox<T> {
   /** Received but not read yet. */
   get unread(): number {
     return this.items.length - this.read;
+  }
+
+  /** What arrived so far, short enough for an error message. */
+  private describe(): string {
+    const shown = JSON.stringify(this.items.slice(-5), (_key, value: unknown) =>
+      Buffer.isBuffer(value) ? value.toString('utf8') : value,
+    );
+    return `${this.items.length} item(s), last: ${shown.length > 300 ? `${shown.slice(0, 300)}…` : shown}`;
   }
 
   private wake(): void {
