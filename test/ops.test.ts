@@ -1,7 +1,9 @@
 import { createSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.js';
+import { listenTcp } from '../src/fronts/shared/listen.js';
+import { throttleDescriptorErrors } from '../src/ops/open-files.js';
 import { port, startApp } from './helpers/app.js';
 
 const UPSTREAM_METRICS = [
@@ -172,3 +174,38 @@ describe('ops server', () => {
 function hasOps(app: App): boolean {
   return app.ports().ops !== undefined;
 }
+
+describe('listeners out of file descriptors', () => {
+  const emfile = () => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' });
+
+  it('a listening server reports EMFILE once, with what to raise, and other errors as they come', async () => {
+    const server = createServer();
+    const seen: Error[] = [];
+    await listenTcp(server, 0, '127.0.0.1', (error) => seen.push(error));
+    try {
+      for (let i = 0; i < 100; i++) server.emit('error', emfile());
+      server.emit('error', Object.assign(new Error('accept ECONNRESET'), { code: 'ECONNRESET' }));
+      expect(seen).toHaveLength(2);
+      expect(seen[0]?.message).toMatch(/^accept EMFILE: out of file descriptors, new connections are dropped; raise the open-file limit \(ulimit -n \d+, LimitNOFILE=\d+ in systemd\)/);
+      expect((seen[0] as NodeJS.ErrnoException).code).toBe('EMFILE');
+      expect(seen[1]?.message).toBe('accept ECONNRESET');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('says how many it left out when the next minute reports again', () => {
+    let now = 0;
+    const seen: string[] = [];
+    const report = throttleDescriptorErrors((error) => seen.push(error.message), { now: () => now });
+    report(emfile());
+    for (let i = 0; i < 5; i++) report(emfile());
+    now = 59_999;
+    report(emfile());
+    expect(seen).toHaveLength(1);
+    now = 60_000;
+    report(emfile());
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toContain('(6 more in the last minute)');
+  });
+});

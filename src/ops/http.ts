@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { describePorts } from '../config/load.js';
 import type { Front } from '../fronts/front.js';
+import { throttleDescriptorErrors } from './open-files.js';
 
 function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
@@ -53,6 +54,11 @@ export class OpsServer {
 
   async start(): Promise<void> {
     await this.app.listen({ host: this.options.host, port: this.options.port });
+    // Fastify keeps no 'error' listener once listening: an accept error would be uncaught.
+    this.app.server.on(
+      'error',
+      throttleDescriptorErrors((err) => this.options.logger.warn({ err }, 'ops listener error')),
+    );
     const address = this.app.server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
   }

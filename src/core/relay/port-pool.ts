@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
+import { countOpenFiles, descriptorReserve, isDescriptorExhaustion } from '../open-files.js';
 import type { Relay } from './relay.js';
 
 /** One bound relay socket and the relay currently using it (null while free). */
@@ -13,7 +14,12 @@ export interface RelaySlot {
 export interface BindFailure {
   readonly port: number;
   readonly error: string;
+  /** The errno code (EADDRINUSE, EACCES, EMFILE...) when the error had one. */
+  readonly code?: string;
 }
+
+/** Binds in flight at once: fast, yet stops soon after descriptors run out. */
+const BIND_BATCH = 128;
 
 export interface PortPoolOptions {
   readonly host: string;
@@ -50,18 +56,47 @@ export class PortPool {
     return this.options.host.includes(':') ? 'udp6' : 'udp4';
   }
 
-  /** Binds every configured port; ports that fail are recorded in `failures` and skipped. */
+  /**
+   * Binds every configured port; ports that fail are recorded in `failures` and skipped. When
+   * descriptors run out (EMFILE/ENFILE) binding stops there: the ports not tried are not failures
+   * of their own, and a reserve of the sockets just bound is closed again so the process keeps
+   * descriptors for its other listeners and connections (see open-files.ts).
+   */
   async bind(): Promise<void> {
-    const results = await Promise.allSettled(this.options.ports.map((port) => this.bindOne(port)));
-    results.forEach((result, index) => {
-      if (result.status === 'fulfilled') {
-        this.slots.push(result.value);
-      } else {
-        this.failures.push({ port: this.options.ports[index] ?? 0, error: String((result.reason as Error).message) });
+    const { ports } = this.options;
+    for (let start = 0; start < ports.length; start += BIND_BATCH) {
+      const batch = ports.slice(start, start + BIND_BATCH);
+      const results = await Promise.allSettled(batch.map((port) => this.bindOne(port)));
+      let exhausted = false;
+      results.forEach((result, index) => {
+        if (result.status === 'fulfilled') {
+          this.slots.push(result.value);
+          return;
+        }
+        const error = result.reason as NodeJS.ErrnoException;
+        exhausted ||= isDescriptorExhaustion(error);
+        this.failures.push({
+          port: batch[index] ?? 0,
+          error: String(error.message),
+          ...(error.code === undefined ? {} : { code: error.code }),
+        });
+      });
+      if (exhausted) {
+        await this.giveBackReserve();
+        break;
       }
-    });
+    }
     // Hand out low ports first: easier to read in logs and firewall rules.
     this.free.push(...[...this.slots].sort((a, b) => b.port - a.port));
+  }
+
+  /** Out of descriptors: every one is in use now, so the limit is about the open count. */
+  private async giveBackReserve(): Promise<void> {
+    const limit = countOpenFiles() ?? this.slots.length;
+    const count = Math.min(this.slots.length, descriptorReserve(limit));
+    this.slots.sort((a, b) => a.port - b.port);
+    const released = this.slots.splice(this.slots.length - count, count);
+    await Promise.all(released.map((slot) => closeSocket(slot.socket)));
   }
 
   private bindOne(port: number): Promise<RelaySlot> {
@@ -109,19 +144,18 @@ export class PortPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<void>((resolve) => {
-            try {
-              slot.socket.close(() => resolve());
-            } catch {
-              resolve();
-            }
-          }),
-      ),
-    );
+    await Promise.all(this.slots.map((slot) => closeSocket(slot.socket)));
     this.slots.length = 0;
     this.free.length = 0;
   }
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }

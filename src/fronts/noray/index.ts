@@ -3,13 +3,16 @@ import { MemoryAddressBook } from '../../core/address-book.js';
 import { LocalDelivery } from '../../core/delivery.js';
 import { MemorySessionStore } from '../../core/directory.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
+import { isDescriptorExhaustion, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
 import { UdpRelayEngine } from '../../core/relay/engine.js';
 import { SessionRegistrar } from '../../core/session-registrar.js';
+import { openFileAdvice } from '../../ops/open-files.js';
 import type { Front, FrontDeps } from '../front.js';
 import { ControlServer } from './control-server.js';
 import { NorayCommands, type HostSession } from './handlers.js';
 import { createNorayMetrics, registerRelayMetrics } from './metrics.js';
 import { RegistrarSocket } from './registrar-socket.js';
+import { relayBindingOutcome } from './relay-ports.js';
 
 /** Unsent reply bytes a control connection may pile up before it is dropped. */
 const MAX_PENDING_REPLY_BYTES = 64 * 1024;
@@ -22,6 +25,8 @@ export class NorayFront implements Front {
   private readonly delivery = new LocalDelivery<string>();
   private readonly commands: NorayCommands;
   readonly relay: UdpRelayEngine | null;
+  /** How many relay ports to bind under the open-file limit; null when relaying is off. */
+  private readonly relayBudget: RelayPortBudget | null;
   private readonly control: ControlServer | null;
   private readonly registrarSocket: RegistrarSocket | null;
   private readonly deps: FrontDeps;
@@ -32,12 +37,15 @@ export class NorayFront implements Front {
     const logger = deps.logger.child({ front: 'noray' });
     const metrics = createNorayMetrics(deps.metrics);
     const addressPolicy = new AddressPolicy(config.denyPrivatePeers);
+    this.relayBudget =
+      config.udpRelayPorts === null ? null : relayPortBudget(config.udpRelayPorts.length, readOpenFileLimit());
     this.relay =
-      config.udpRelayPorts === null
+      config.udpRelayPorts === null || this.relayBudget === null
         ? null
         : new UdpRelayEngine({
             host: config.udpHost,
-            ports: config.udpRelayPorts,
+            // Within the open-file budget: the ports past it would take descriptors connections need.
+            ports: config.udpRelayPorts.slice(0, this.relayBudget.bind),
             clock,
             idleTimeoutMs: config.udpRelayTimeout,
             cleanupIntervalMs: config.udpRelayCleanupInterval,
@@ -100,21 +108,30 @@ export class NorayFront implements Front {
           });
   }
 
-  /** UDP first, TCP last: by the time a client can register, every port it may be told of is bound. */
+  /**
+   * UDP first, TCP last: by the time a client can register, every port it may be told of is
+   * bound. Relay ports: as many as the open-file limit leaves room for (core/open-files.ts).
+   */
   async start(): Promise<void> {
     const logger = this.deps.logger.child({ front: 'noray' });
-    if (this.relay) {
+    if (this.relay && this.relayBudget) {
+      const started = Date.now();
       const failures = await this.relay.start();
-      if (failures.length > 0) {
-        logger.warn(
-          { count: failures.length, failures: failures.slice(0, 10) },
-          'some relay ports could not be bound and are skipped',
-        );
-      }
-      logger.info({ relayPorts: this.relay.stats.boundPorts }, 'relay ports bound');
+      const bound = this.relay.stats.boundPorts;
+      const outcome = relayBindingOutcome({ budget: this.relayBudget, bound, failures });
+      if (outcome.kind === 'partial') logger.warn(outcome.fields, outcome.message);
+      const configured = this.relayBudget.configured;
+      logger.info({ relayPorts: bound, configured, ms: Date.now() - started }, 'relay ports bound');
     }
-    await this.registrarSocket?.bind();
-    await this.control?.listen();
+    try {
+      await this.registrarSocket?.bind();
+      await this.control?.listen();
+    } catch (error) {
+      if (!isDescriptorExhaustion(error)) throw error;
+      const advice = openFileAdvice(this.relayBudget?.configured ?? 0);
+      const hinted = new Error(`${error.message}: out of file descriptors; ${advice}`, { cause: error });
+      throw Object.assign(hinted, { code: error.code });
+    }
   }
 
   async stop(): Promise<void> {

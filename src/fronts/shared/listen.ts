@@ -1,16 +1,18 @@
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server } from 'node:net';
+import { throttleDescriptorErrors } from '../../ops/open-files.js';
 
 /**
  * Listens and resolves with the bound port; rejects with the listen error (EADDRINUSE, EACCES...)
- * instead of leaving it to an 'error' listener. Later errors go to `onError`.
+ * instead of leaving it to an 'error' listener. Later errors go to `onError`; running out of
+ * descriptors fails every accept, so that one reaches it once a minute, saying what to raise.
  */
 export function listenTcp(server: Server, port: number, host: string, onError: (error: Error) => void): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
-      server.on('error', onError);
+      server.on('error', throttleDescriptorErrors(onError));
       const address = server.address();
       resolve(typeof address === 'object' && address !== null ? address.port : port);
     });

@@ -1,0 +1,66 @@
+import { isDescriptorExhaustion, type RelayPortBudget } from '../../core/open-files.js';
+import type { BindFailure } from '../../core/relay/port-pool.js';
+import { openFileAdvice } from '../../ops/open-files.js';
+
+/** What became of binding the relay ports: nothing to say, or one warning. */
+export type RelayBindingOutcome =
+  | { readonly kind: 'complete' }
+  | { readonly kind: 'partial'; readonly message: string; readonly fields: Record<string, unknown> };
+
+export interface RelayBindingFacts {
+  readonly budget: RelayPortBudget;
+  readonly bound: number;
+  readonly failures: readonly BindFailure[];
+}
+
+function exhausted(failure: BindFailure): boolean {
+  return isDescriptorExhaustion({ code: failure.code }) || /\b(EMFILE|ENFILE)\b/.test(failure.error);
+}
+
+/**
+ * One message for everything that kept relay ports unbound (the open-file budget, descriptors
+ * running out anyway, ports taken or refused).
+ */
+export function relayBindingOutcome(facts: RelayBindingFacts): RelayBindingOutcome {
+  const { budget, bound, failures } = facts;
+  const configured = budget.configured;
+  if (bound >= configured) return { kind: 'complete' };
+
+  const reasons: string[] = [];
+  const descriptorsShort = budget.bind < configured || failures.some(exhausted);
+  if (budget.bind < configured && budget.limit !== null) {
+    reasons.push(
+      `the open-file limit (ulimit -n ${budget.limit}) leaves room for ${budget.bind} of them, ` +
+        `keeping ${budget.reserve} descriptors for connections`,
+    );
+  }
+  const outOfFiles = failures.find(exhausted);
+  if (outOfFiles !== undefined) {
+    reasons.push(
+      `the process ran out of file descriptors (${outOfFiles.code ?? 'EMFILE'}) at port ${outOfFiles.port}; ` +
+        'binding stopped there and some ports were closed again to keep descriptors for connections',
+    );
+  }
+  const refused = failures.filter((failure) => !exhausted(failure));
+  if (refused.length > 0) {
+    const shown = refused.slice(0, 3).map((failure) => failure.error).join(', ');
+    reasons.push(`${refused.length} could not be bound (${shown}${refused.length > 3 ? ', ...' : ''})`);
+  }
+  if (reasons.length === 0) reasons.push(`${configured - bound} were not bound`);
+  const advice =
+    [
+      ...(descriptorsShort ? [openFileAdvice(configured)] : []),
+      ...(refused.length > 0 ? ['free the ports that are taken or choose another NORAY_UDP_RELAY_PORTS range'] : []),
+    ].join('; ') || 'narrow NORAY_UDP_RELAY_PORTS';
+  const fields = {
+    relayPorts: { bound, configured, budget: budget.bind },
+    openFileLimit: budget.limit,
+    reserve: budget.reserve,
+    failures: failures.slice(0, 5),
+  };
+  return {
+    kind: 'partial',
+    fields,
+    message: `bound ${bound} of ${configured} relay ports: ${reasons.join('; ')}. To relay for more players, ${advice}`,
+  };
+}
