@@ -68,9 +68,17 @@ async function localSocket(client: NetfoxClient): Promise<UdpSocket> {
   return socket;
 }
 
-function collect(socket: UdpSocket): Array<{ data: Buffer; port: number; address: string }> {
-  const received: Array<{ data: Buffer; port: number; address: string }> = [];
-  socket.on('message', (data, from) => received.push({ data, port: from.port, address: from.address }));
+type Received = { data: Buffer; port: number; address: string };
+
+/** A PacketHandshake status datagram: `$`, then r or -, w, x or -. */
+const HANDSHAKE_STATUS = /^\$[r-]w[x-]$/;
+
+function collect(socket: UdpSocket, keep: (entry: Received) => boolean = () => true): Received[] {
+  const received: Received[] = [];
+  socket.on('message', (data, from) => {
+    const entry = { data, port: from.port, address: from.address };
+    if (keep(entry)) received.push(entry);
+  });
   return received;
 }
 
@@ -351,7 +359,6 @@ describe('UDP relay (connect-relay)', () => {
     } finally {
       blast.stop();
     }
-    await new Promise((resolve) => setTimeout(resolve, 150));
     hostUdp.removeAllListeners('message');
     clientUdp.removeAllListeners('message');
 
@@ -361,8 +368,10 @@ describe('UDP relay (connect-relay)', () => {
       payload.writeUInt8(i % 256, 0);
       return payload;
     });
-    const atHost = collect(hostUdp);
-    const atClient = collect(clientUdp);
+    // Handshake statuses still in flight are not game data.
+    const game = (entry: { data: Buffer }) => !HANDSHAKE_STATUS.test(entry.data.toString('latin1'));
+    const atHost = collect(hostUdp, game);
+    const atClient = collect(clientUdp, game);
     await Promise.all([
       sendPaced(clientUdp, payloads, hostRelayPort, () => atHost.length),
       sendPaced(hostUdp, payloads, clientRelayPort, () => atClient.length),

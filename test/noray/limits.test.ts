@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
+import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
 import { NetfoxClient } from './netfox.js';
 
@@ -38,20 +39,24 @@ describe('noray front limits', () => {
     expect(await metric(app, 'max_connections_per_ip')).toBe(1);
     // A slot frees when a connection ends.
     b.close();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect.poll(() => app.front('noray')?.stats().connections).toBe(1);
     const d = await player(app);
     d.putCommand('echo', 'in');
     expect(await d.next('echo')).toBe('in');
   });
 
   it('closes connections that never register, but never a registered idle one', async () => {
-    const app = await startNoray({ loginTimeout: 300 });
+    const clock = new ManualClock();
+    const app = await startApp({ socketPort: 0, udpRegistrarPort: 0, udpRelayPorts: [0, 0], loginTimeout: 300 }, { clock });
     const silent = await player(app);
     const registered = await player(app);
     await registered.registerHost();
+    // Both login deadlines pass at once: only the connection that never registered is closed.
+    clock.advance(10_000);
     expect(await silent.next('error', 5000)).toBe('no');
     await silent.waitClosed();
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    registered.putCommand('echo', 'first');
+    expect(await registered.next('echo')).toBe('first');
     expect(registered.closed).toBe(false);
     registered.putCommand('echo', 'still');
     expect(await registered.next('echo')).toBe('still');
