@@ -3,10 +3,20 @@ import type { Config } from './schema.js';
 /**
  * Rules across options, checked once the config is whole (single options are checked as they
  * are parsed): two listeners on one port, an id space too small for the sessions it must name,
- * PrivateIDs short enough to guess. Returns every problem, in words that name the options.
+ * PrivateIDs short enough to guess, a relay port minimum above the ports configured. Returns
+ * every problem, in words that name the options.
  */
 export function configProblems(config: Config): string[] {
-  return [...portClashes(config), ...idSpaceProblems(config)];
+  return [...portClashes(config), ...idSpaceProblems(config), ...relayPortProblems(config)];
+}
+
+function relayPortProblems(config: Config): string[] {
+  const configured = config.udpRelayPorts?.length;
+  if (configured === undefined || configured >= config.udpRelayMinPorts) return [];
+  return [
+    `NORAY_UDP_RELAY_MIN_PORTS=${config.udpRelayMinPorts} is more than the ${configured} ports of NORAY_UDP_RELAY_PORTS: ` +
+      'lower the minimum or configure more ports',
+  ];
 }
 
 interface Listener {

@@ -34,6 +34,14 @@ describe('config validated as a whole', () => {
     expect(wide).toContain('49152');
   });
 
+  it('finds a relay port minimum above the ports configured', () => {
+    expect(configProblems(configWith({ udpRelayPorts: [0, 0], udpRelayMinPorts: 3 }))).toEqual([
+      'NORAY_UDP_RELAY_MIN_PORTS=3 is more than the 2 ports of NORAY_UDP_RELAY_PORTS: lower the minimum or configure more ports',
+    ]);
+    expect(configProblems(configWith({ udpRelayPorts: [0, 0], udpRelayMinPorts: 2 }))).toEqual([]);
+    expect(configProblems(configWith({ udpRelayPorts: null, udpRelayMinPorts: 5 }))).toEqual([]);
+  });
+
   it('finds an OpenID space too small for the sessions, and guessable PrivateIDs', () => {
     const [oid] = configProblems(configWith({ oidCharset: 'ab', oidLength: 4, maxSessions: 100 }));
     expect(oid).toContain('too few OpenIDs for NORAY_MAX_SESSIONS=100');

@@ -115,6 +115,12 @@ describe('the default config under ulimit -n 1024', () => {
       expect(bound).toBeGreaterThan(700);
       expect(bound).toBeLessThanOrEqual(768);
 
+      // /health shows the partial range.
+      const health = (await (await fetch(`http://127.0.0.1:${ports.ops?.http}/health`)).json()) as {
+        fronts: Record<string, { stats: Record<string, number> }>;
+      };
+      expect(health.fronts.noray?.stats).toMatchObject({ relayPortsBound: bound, relayPortsConfigured: 2049 });
+
       // Descriptors left for connections: the reserve, minus the fronts' listeners.
       const fds = readdirSync(`/proc/${run.child.pid}/fd`).length;
       expect(fds).toBeLessThan(1024 - 200);

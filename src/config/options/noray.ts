@@ -73,6 +73,13 @@ export const norayOptions = {
     parse: parseOptionalPortList,
     describe: 'Relay ports (e.g. 49152-51200, 2048+3, 2048,2049), or "off" to disable relaying',
   }),
+  udpRelayMinPorts: option({
+    env: 'NORAY_UDP_RELAY_MIN_PORTS',
+    default: '1',
+    parse: (raw) => parseInteger(raw, 1, 65536),
+    describe:
+      'Fewest relay ports that must be bound for the server to start; ports left out by the open-file limit or taken by others count as not bound',
+  }),
   udpRelayTimeout: option({
     env: 'NORAY_UDP_RELAY_TIMEOUT',
     default: '30s',

@@ -110,15 +110,24 @@ export class NorayFront implements Front {
 
   /**
    * UDP first, TCP last: by the time a client can register, every port it may be told of is
-   * bound. Relay ports: as many as the open-file limit leaves room for (core/open-files.ts).
+   * bound. Relay ports: as many as the open-file limit leaves room for (core/open-files.ts), and
+   * at least NORAY_UDP_RELAY_MIN_PORTS (one by default), or the start fails.
    */
   async start(): Promise<void> {
+    const { config } = this.deps;
     const logger = this.deps.logger.child({ front: 'noray' });
-    if (this.relay && this.relayBudget) {
+    if (this.relay && this.relayBudget && config.udpRelayPorts) {
       const started = Date.now();
       const failures = await this.relay.start();
       const bound = this.relay.stats.boundPorts;
-      const outcome = relayBindingOutcome({ budget: this.relayBudget, bound, failures });
+      const outcome = relayBindingOutcome({
+        configuredPorts: config.udpRelayPorts,
+        budget: this.relayBudget,
+        bound,
+        failures,
+        minPorts: config.udpRelayMinPorts,
+      });
+      if (outcome.kind === 'fatal') throw new Error(outcome.message);
       if (outcome.kind === 'partial') logger.warn(outcome.fields, outcome.message);
       const configured = this.relayBudget.configured;
       logger.info({ relayPorts: bound, configured, ms: Date.now() - started }, 'relay ports bound');
@@ -153,6 +162,8 @@ export class NorayFront implements Front {
       registeredAddresses: this.addresses.size,
       relays: this.relay?.stats.relays ?? 0,
       relayPortsFree: this.relay?.stats.freePorts ?? 0,
+      relayPortsBound: this.relay?.stats.boundPorts ?? 0,
+      relayPortsConfigured: this.relayBudget?.configured ?? 0,
     };
   }
 }

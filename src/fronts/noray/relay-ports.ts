@@ -1,16 +1,19 @@
+import { describePorts } from '../../config/load.js';
 import { isDescriptorExhaustion, type RelayPortBudget } from '../../core/open-files.js';
 import type { BindFailure } from '../../core/relay/port-pool.js';
 import { openFileAdvice } from '../../ops/open-files.js';
 
-/** What became of binding the relay ports: nothing to say, or one warning. */
+/** What became of binding the relay ports: nothing to say, one warning, or a reason not to start. */
 export type RelayBindingOutcome =
   | { readonly kind: 'complete' }
-  | { readonly kind: 'partial'; readonly message: string; readonly fields: Record<string, unknown> };
+  | { readonly kind: 'partial' | 'fatal'; readonly message: string; readonly fields: Record<string, unknown> };
 
 export interface RelayBindingFacts {
+  readonly configuredPorts: readonly number[];
   readonly budget: RelayPortBudget;
   readonly bound: number;
   readonly failures: readonly BindFailure[];
+  readonly minPorts: number;
 }
 
 function exhausted(failure: BindFailure): boolean {
@@ -19,10 +22,10 @@ function exhausted(failure: BindFailure): boolean {
 
 /**
  * One message for everything that kept relay ports unbound (the open-file budget, descriptors
- * running out anyway, ports taken or refused).
+ * running out anyway, ports taken or refused), and whether the server may start with what it has.
  */
 export function relayBindingOutcome(facts: RelayBindingFacts): RelayBindingOutcome {
-  const { budget, bound, failures } = facts;
+  const { budget, bound, failures, minPorts } = facts;
   const configured = budget.configured;
   if (bound >= configured) return { kind: 'complete' };
 
@@ -53,11 +56,32 @@ export function relayBindingOutcome(facts: RelayBindingFacts): RelayBindingOutco
       ...(refused.length > 0 ? ['free the ports that are taken or choose another NORAY_UDP_RELAY_PORTS range'] : []),
     ].join('; ') || 'narrow NORAY_UDP_RELAY_PORTS';
   const fields = {
-    relayPorts: { bound, configured, budget: budget.bind },
+    relayPorts: { bound, configured, budget: budget.bind, minimum: minPorts },
     openFileLimit: budget.limit,
     reserve: budget.reserve,
     failures: failures.slice(0, 5),
   };
+  const range = describePorts(facts.configuredPorts);
+  const portsText = `NORAY_UDP_RELAY_PORTS: ${typeof range === 'string' ? range : range.join(', ')}`;
+
+  if (bound === 0) {
+    return {
+      kind: 'fatal',
+      fields,
+      message:
+        `no relay port could be bound (${portsText}): ${reasons.join('; ')}. ` +
+        `To start, ${advice}, or set NORAY_UDP_RELAY_PORTS=off to run without the UDP relay`,
+    };
+  }
+  if (bound < minPorts) {
+    return {
+      kind: 'fatal',
+      fields,
+      message:
+        `only ${bound} of ${configured} relay ports could be bound, fewer than NORAY_UDP_RELAY_MIN_PORTS=${minPorts}: ` +
+        `${reasons.join('; ')}. To start, ${advice}, or lower NORAY_UDP_RELAY_MIN_PORTS`,
+    };
+  }
   return {
     kind: 'partial',
     fields,
