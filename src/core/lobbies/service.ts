@@ -48,7 +48,8 @@ export interface PublicLobby {
 export interface JoinedLobby {
   readonly lobbyId: string;
   readonly lobbyName: string;
-  readonly lobbyMembers: readonly string[];
+  /** A fresh array: the caller may keep it. */
+  readonly lobbyMembers: string[];
   readonly host: string;
 }
 

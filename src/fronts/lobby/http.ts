@@ -2,26 +2,18 @@
 // at the edge, refusals worded by the error catalogue, and a request rate per source address.
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { maskSecret } from '../../core/ids.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import type { LobbyError, LobbyResult, LobbyService } from '../../core/lobbies/index.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
-import {
-  CREATE_LOBBY_REFUSALS,
-  JOIN_LOBBY_REFUSALS,
-  refusalText,
-  START_MEDIATION_REFUSALS,
-  TEXTS,
-  type Refusals,
-} from './errors.js';
+import { refusalText, TEXTS, type Refusals } from './errors.js';
 import type { LobbyLimitReason, LobbyMetrics } from './metrics.js';
-import { openApiDocument } from './openapi.js';
-import { createLobbyBody, describeIssues, joinLobbyBody, startMediationBody } from './schemas.js';
-
-/** Larger bodies get 413. Set on the Fastify instance (`bodyLimit`), which the plugin cannot do. */
-export const HTTP_BODY_LIMIT = 16 * 1024;
+import { buildOpenApiDocument } from './openapi.js';
+import { ROUTES } from './routes.js';
+import { describeIssues } from './schemas.js';
 
 export interface LobbyHttpOptions {
   readonly service: LobbyService;
@@ -82,34 +74,78 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
       .send();
   });
 
-  app.get('/ping', (_request, reply) => reply.code(200).type('text/plain; charset=utf-8').send('pong'));
-  app.get('/openapi.json', (_request, reply) => reply.code(200).send(openApiDocument));
-  app.get('/lobbies', (_request, reply) => reply.code(200).send({ lobbies: service.publicLobbies() }));
+  const { ping, openapi, listLobbies, createLobby, joinLobby, startMediation } = ROUTES;
+  const document = buildOpenApiDocument();
 
-  app.post('/lobbies', (request, reply) => {
-    const body = createLobbyBody.safeParse(request.body);
-    if (!body.success) return badRequest(reply, describeIssues(body.error));
-    const { token, ...lobby } = body.data;
-    const result = service.createLobby(token, lobby);
-    if (result.ok) logger.info({ lobbyId: result.value.lobbyId, token: maskSecret(token) }, 'lobby created');
-    else if (result.error === 'tooManyLobbies') {
-      limits.report('lobby', 'max_lobbies' satisfies LobbyLimitReason, sourceOf(request.socket.remoteAddress));
-    }
-    return respond(reply, result, CREATE_LOBBY_REFUSALS, '', 201, (value) => value);
+  app.route({
+    method: ping.method,
+    url: ping.url,
+    handler: (_request, reply) =>
+      reply.code(ping.success.status).type('text/plain; charset=utf-8').send('pong' satisfies z.output<typeof ping.success.schema>),
   });
 
-  app.post<{ Params: { id: string } }>('/lobbies/:id/join', (request, reply) => {
-    const body = joinLobbyBody.safeParse(request.body);
-    if (!body.success) return badRequest(reply, describeIssues(body.error));
-    const result = service.joinLobby(body.data.token, request.params.id, body.data.peerName);
-    return respond(reply, result, JOIN_LOBBY_REFUSALS, request.params.id, 200, (value) => value);
+  app.route({
+    method: openapi.method,
+    url: openapi.url,
+    handler: (_request, reply) => reply.code(openapi.success.status).send(document),
   });
 
-  app.post<{ Params: { id: string } }>('/lobbies/:id/ptp/start', (request, reply) => {
-    const body = startMediationBody.safeParse(request.body);
-    if (!body.success) return badRequest(reply, describeIssues(body.error));
-    const result = service.startMediation(body.data.token, request.params.id);
-    return respond(reply, result, START_MEDIATION_REFUSALS, request.params.id, 200, () => undefined);
+  app.route({
+    method: listLobbies.method,
+    url: listLobbies.url,
+    handler: (_request, reply) => {
+      const body: z.output<typeof listLobbies.success.schema> = { lobbies: service.publicLobbies() };
+      return reply.code(listLobbies.success.status).send(body);
+    },
+  });
+
+  app.route({
+    method: createLobby.method,
+    url: createLobby.url,
+    handler: (request, reply) => {
+      const body = createLobby.body.safeParse(request.body);
+      if (!body.success) return badRequest(reply, describeIssues(body.error));
+      const { token, ...lobby } = body.data;
+      const result = service.createLobby(token, lobby);
+      if (result.ok) logger.info({ lobbyId: result.value.lobbyId, token: maskSecret(token) }, 'lobby created');
+      else if (result.error === 'tooManyLobbies') {
+        limits.report('lobby', 'max_lobbies' satisfies LobbyLimitReason, sourceOf(request.socket.remoteAddress));
+      }
+      return respond(reply, result, createLobby.refusals, '', createLobby.success.status, (value): z.output<
+        typeof createLobby.success.schema
+      > => value);
+    },
+  });
+
+  app.route({
+    method: joinLobby.method,
+    url: joinLobby.url,
+    handler: (request, reply) => {
+      const params = joinLobby.params.safeParse(request.params);
+      const body = joinLobby.body.safeParse(request.body);
+      if (!params.success) return badRequest(reply, describeIssues(params.error));
+      if (!body.success) return badRequest(reply, describeIssues(body.error));
+      const { id } = params.data;
+      const result = service.joinLobby(body.data.token, id, body.data.peerName);
+      return respond(reply, result, joinLobby.refusals, id, joinLobby.success.status, (value): z.output<
+        typeof joinLobby.success.schema
+      > => value);
+    },
+  });
+
+  app.route({
+    method: startMediation.method,
+    url: startMediation.url,
+    handler: (request, reply) => {
+      const params = startMediation.params.safeParse(request.params);
+      const body = startMediation.body.safeParse(request.body);
+      if (!params.success) return badRequest(reply, describeIssues(params.error));
+      if (!body.success) return badRequest(reply, describeIssues(body.error));
+      const { id } = params.data;
+      const result = service.startMediation(body.data.token, id);
+      // The document promises an empty body.
+      return respond(reply, result, startMediation.refusals, id, startMediation.success.status, () => undefined);
+    },
   });
 
   function badRequest(reply: FastifyReply, errors: string[]): FastifyReply {

@@ -1,162 +1,110 @@
-/** OpenAPI 3 description of the lobby front's HTTP API, served at GET /openapi.json. */
+// The OpenAPI 3 document of the lobby HTTP API (GET /openapi.json), generated from the route
+// table, its zod schemas and the error catalogue: what is documented is what the routes check.
+import { z } from 'zod';
+import { refusalText, TEXTS, type Refusal } from './errors.js';
+import { HTTP_BODY_LIMIT, ROUTES, type RouteSpec } from './routes.js';
+import { errorsBody } from './schemas.js';
 
-const name = { type: 'string', maxLength: 50, pattern: '^\\w+[\\w ]*$' } as const;
-const token = { type: 'string', minLength: 1, maxLength: 128, description: 'The secret from client_registered' } as const;
-const errors = {
-  type: 'object',
-  required: ['errors'],
-  properties: { errors: { type: 'array', items: { type: 'string' } } },
-} as const;
+type JsonSchema = Record<string, unknown>;
+
+/** zod's integers are safe integers; saying so on every count of the document is noise. */
+function dropSafeIntegerBounds({ jsonSchema }: { jsonSchema: JsonSchema }): void {
+  if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+  if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+}
+
+/** Request side: what a body may hold (unknown keys are allowed and ignored). */
+export const inputSchema = (schema: z.ZodType): JsonSchema =>
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', override: dropSafeIntegerBounds });
+/** Response side: exactly what the server sends. */
+export const outputSchema = (schema: z.ZodType): JsonSchema =>
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'output', override: dropSafeIntegerBounds });
+
 const errorResponse = (description: string) => ({
   description,
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Errors' } } },
+  content: { 'application/json': { schema: outputSchema(errorsBody) } },
 });
-const badRequest = errorResponse(
-  'The body fails the schema or is not JSON, or the token is unknown ("The client is unregistered. Try reconnecting.")',
-);
-const tooManyRequests = {
-  ...errorResponse('Too many requests from this address (every route); retry after the Retry-After seconds'),
-  headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' } },
-};
-const lobbyIdParam = {
-  name: 'id',
-  in: 'path',
-  required: true,
-  schema: { type: 'string' },
-  description: 'Lobby id: 5 characters from 0-9A-Z, case-sensitive',
-} as const;
-const jsonBody = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
 
-export const openApiDocument = {
-  openapi: '3.0.3',
-  info: {
-    title: 'noray lobby front (Orion-compatible)',
-    version: '1.0.0',
-    description:
-      'Lobbies and peer-to-peer mediation. Every response carries Access-Control-Allow-Origin: *. ' +
-      'Clients get their token from a WebSocket opened on any path of this server (message client_registered).',
-  },
-  paths: {
-    '/ping': {
-      get: {
-        summary: 'Liveness check',
-        responses: { '200': { description: 'pong', content: { 'text/plain': { schema: { type: 'string', enum: ['pong'] } } } } },
-      },
-    },
-    '/lobbies': {
-      get: {
-        summary: 'Public lobbies, including those being mediated',
-        responses: {
-          '200': {
-            description: 'The public lobbies',
+/** `/lobbies/:id/join` -> `/lobbies/{id}/join` */
+export const openApiPath = (url: string): string => url.replace(/:(\w+)/g, '{$1}');
+
+function parameters(params: z.ZodObject): object[] {
+  const schema = inputSchema(params) as { properties?: Record<string, JsonSchema> };
+  return Object.entries(schema.properties ?? {}).map(([name, { description, ...property }]) => ({
+    name,
+    in: 'path',
+    required: true,
+    schema: property,
+    ...(typeof description === 'string' ? { description } : {}),
+  }));
+}
+
+/** Refusals grouped by status; each response lists its lines in the order they are checked. */
+function refusalResponses(route: RouteSpec): Record<string, object> {
+  const byStatus = new Map<number, string[]>();
+  if (route.body) byStatus.set(400, ['The body fails the schema or is not JSON']);
+  for (const refusal of Object.values(route.refusals ?? {}) as Refusal[]) {
+    const lines = byStatus.get(refusal.status) ?? [];
+    lines.push(`"${refusalText(refusal, '{id}')}"`);
+    byStatus.set(refusal.status, lines);
+  }
+  const responses: Record<string, object> = {};
+  for (const [status, lines] of [...byStatus].sort(([a], [b]) => a - b)) {
+    responses[String(status)] = errorResponse(lines.length > 1 ? `Checked in this order: ${lines.join('; ')}` : (lines[0] as string));
+  }
+  return responses;
+}
+
+function operation(route: RouteSpec): object {
+  const { success } = route;
+  const contentType = success.contentType ?? 'application/json';
+  return {
+    summary: route.summary,
+    ...(route.params ? { parameters: parameters(route.params) } : {}),
+    ...(route.body
+      ? {
+          requestBody: {
+            required: true,
             content: {
               'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['lobbies'],
-                  properties: { lobbies: { type: 'array', items: { $ref: '#/components/schemas/PublicLobby' } } },
-                },
+                schema: inputSchema(route.body),
+                ...(route.example !== undefined ? { example: route.example } : {}),
               },
             },
           },
-        },
+        }
+      : {}),
+    responses: {
+      [String(success.status)]: {
+        description: success.description,
+        ...(success.schema ? { content: { [contentType]: { schema: outputSchema(success.schema) } } } : {}),
       },
-      post: {
-        summary: 'Create a lobby; the caller becomes its host',
-        requestBody: jsonBody({
-          type: 'object',
-          required: ['token', 'hostName', 'lobbyName', 'isPublic', 'maxMembers'],
-          properties: {
-            token,
-            hostName: name,
-            lobbyName: name,
-            isPublic: { type: 'boolean' },
-            maxMembers: { type: 'integer', minimum: 1, maximum: 64 },
-          },
-        }),
-        responses: {
-          '201': {
-            description: 'Created',
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['lobbyName', 'lobbyId'],
-                  properties: { lobbyName: { type: 'string' }, lobbyId: { type: 'string' } },
-                },
-              },
-            },
-          },
-          '400': badRequest,
-          '409': errorResponse('The client is already in a lobby'),
-          '429': tooManyRequests,
-          '503': errorResponse('The server has as many lobbies open as it allows (NORAY_MAX_LOBBIES); try again later'),
-        },
+      ...refusalResponses(route),
+      ...(route.body ? { '413': errorResponse(`The body is larger than ${HTTP_BODY_LIMIT} bytes`) } : {}),
+      '429': {
+        ...errorResponse(`"${TEXTS.rateLimited}" (every route, per source address); retry after Retry-After seconds`),
+        headers: { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' } },
       },
     },
-    '/lobbies/{id}/join': {
-      post: {
-        summary: 'Join a lobby',
-        parameters: [lobbyIdParam],
-        requestBody: jsonBody({ type: 'object', required: ['token', 'peerName'], properties: { token, peerName: name } }),
-        responses: {
-          '200': {
-            description: 'Joined; lobbyMembers lists every name in join order, host first, the joiner last',
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['lobbyId', 'lobbyName', 'lobbyMembers', 'host'],
-                  properties: {
-                    lobbyId: { type: 'string' },
-                    lobbyName: { type: 'string' },
-                    lobbyMembers: { type: 'array', items: { type: 'string' } },
-                    host: { type: 'string' },
-                  },
-                },
-              },
-            },
-          },
-          '400': badRequest,
-          '409': errorResponse(
-            'Checked in this order: already in a lobby; lobby does not exist; lobby locked (mediation under way); lobby full; name taken',
-          ),
-          '429': tooManyRequests,
-        },
-      },
+  };
+}
+
+/** The document for a route table (default: the lobby API's). */
+export function buildOpenApiDocument(routes: Readonly<Record<string, RouteSpec>> = ROUTES): object {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const route of Object.values(routes)) {
+    const path = openApiPath(route.url);
+    paths[path] = { ...paths[path], [route.method.toLowerCase()]: operation(route) };
+  }
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'noray lobby front (Orion-compatible)',
+      version: '1.0.0',
+      description:
+        'Lobbies and peer-to-peer mediation. Every response carries Access-Control-Allow-Origin: *. ' +
+        'Clients get their token from a WebSocket opened on any path of this server (message client_registered).',
     },
-    '/lobbies/{id}/ptp/start': {
-      post: {
-        summary: 'Start peer-to-peer mediation (host only); members then get ptpMediation_send over their WebSocket',
-        parameters: [lobbyIdParam],
-        requestBody: jsonBody({ type: 'object', required: ['token'], properties: { token } }),
-        responses: {
-          '200': { description: 'Mediation started (empty body)' },
-          '400': badRequest,
-          '409': errorResponse(
-            'Checked in this order: lobby does not exist; not the host; mediation already under way; fewer than 2 members; mediation unavailable (UDP port off)',
-          ),
-          '429': tooManyRequests,
-        },
-      },
-    },
-    '/openapi.json': {
-      get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3 document' } } },
-    },
-  },
-  components: {
-    schemas: {
-      Errors: errors,
-      PublicLobby: {
-        type: 'object',
-        required: ['name', 'id', 'currentMembers', 'maxMembers'],
-        properties: {
-          name: { type: 'string' },
-          id: { type: 'string' },
-          currentMembers: { type: 'integer', description: 'Members including the host' },
-          maxMembers: { type: 'integer' },
-        },
-      },
-    },
-  },
-} as const;
+    paths,
+  };
+}

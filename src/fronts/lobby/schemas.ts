@@ -1,3 +1,5 @@
+// The shapes of the lobby API: request bodies (checked at the edge), WebSocket and UDP payloads,
+// and the bodies the routes answer with. The OpenAPI document is generated from these.
 import { z } from 'zod';
 
 /** Orion's name rule: ASCII word characters, spaces allowed after the first character, at most 50. */
@@ -6,7 +8,7 @@ const name = z
   .max(50, 'must be at most 50 characters')
   .regex(/^\w+[\w ]*$/, 'must be letters, digits or underscores, and may contain spaces after the first character');
 
-const token = z.string().min(1).max(128);
+const token = z.string().min(1).max(128).meta({ description: 'The secret from client_registered' });
 
 export const createLobbyBody = z.object({
   token,
@@ -33,6 +35,38 @@ export const chatPayload = z.object({
 
 export const tokenPayload = z.object({
   token,
+});
+
+/** Path parameters of the routes under /lobbies/:id. */
+export const lobbyIdParams = z.object({
+  id: z.string().meta({ description: 'Lobby id: 5 characters from 0-9A-Z, case-sensitive' }),
+});
+
+export const errorsBody = z.object({ errors: z.array(z.string()) });
+
+export const pongBody = z.literal('pong');
+
+/** The OpenAPI document, as far as a client can rely on it. */
+export const openApiBody = z.looseObject({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) });
+
+export const publicLobbiesBody = z.object({
+  lobbies: z.array(
+    z.object({
+      name: z.string(),
+      id: z.string(),
+      currentMembers: z.number().int().meta({ description: 'Members including the host' }),
+      maxMembers: z.number().int(),
+    }),
+  ),
+});
+
+export const createdLobbyBody = z.object({ lobbyName: z.string(), lobbyId: z.string() });
+
+export const joinedLobbyBody = z.object({
+  lobbyId: z.string(),
+  lobbyName: z.string(),
+  lobbyMembers: z.array(z.string()).meta({ description: 'Every name in join order, host first, the joiner last' }),
+  host: z.string(),
 });
 
 /** Flattens zod issues into short user-facing lines: `field: problem`. */
