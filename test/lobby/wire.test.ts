@@ -6,10 +6,11 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Endpoint } from '../../src/core/endpoint.js';
-import { LobbyService, type ClientId } from '../../src/core/lobbies/index.js';
+import { LocalDelivery, type Inbox } from '../../src/core/delivery.js';
+import { LobbyService, type ClientId, type LobbyEvent } from '../../src/core/lobbies/index.js';
 import { decodeMessage, encodeMessage } from '../../src/fronts/lobby/codec.js';
 import { createLobbyMetrics } from '../../src/fronts/lobby/metrics.js';
-import { LobbyWire, UDP_MAX_DATAGRAM } from '../../src/fronts/lobby/wire.js';
+import { LobbyWire, mediationObserver, UDP_MAX_DATAGRAM } from '../../src/fronts/lobby/wire.js';
 
 const UDP_PORT = 5990;
 const TIMING = { serverConnectTimeoutMs: 60_000, connectRequestIntervalMs: 10_000, connectTimeoutMs: 30_000 };
@@ -33,23 +34,30 @@ interface Client {
 function harness(options: { mediationAvailable?: boolean } = {}) {
   const clock = new ManualClock();
   const registry = new Registry();
-  let service: LobbyService | undefined;
-  const metrics = createLobbyMetrics(registry, () => (service as LobbyService).counts());
-  const wire = new LobbyWire(
-    { metrics, logger: pino({ level: 'silent' }), udpPort: () => UDP_PORT },
-    (events) => (service = new LobbyService({ clock, events, timing: TIMING, ...options })),
-  );
+  const delivery = new LocalDelivery<LobbyEvent>();
+  const logger = pino({ level: 'silent' });
+  const metrics = createLobbyMetrics(registry, () => service.counts());
+  const service = new LobbyService({ clock, delivery, observer: mediationObserver(metrics, logger), timing: TIMING, ...options });
+  const wire = new LobbyWire({ metrics, logger, udpPort: () => UDP_PORT }, service);
+  const inboxes = new Map<ClientId, Inbox<LobbyEvent>>();
   const log: Sent[] = [];
-  const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const settle = async () => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await service.settled();
+  };
+  const record = (name: string, frame: string) => {
+    const decoded = decodeMessage(frame);
+    if (!decoded.ok) throw new Error(`the wire sent an undecodable frame: ${frame}`);
+    log.push({ to: name, method: decoded.method, payload: decoded.payload });
+  };
 
+  /** As the WebSocket glue does: register, attach the connection under its id, send the welcome. */
   const connect = async (name: string): Promise<Client> => {
-    const id = await wire.connected({
-      send: (frame) => {
-        const decoded = decodeMessage(frame);
-        if (!decoded.ok) throw new Error(`the wire sent an undecodable frame: ${frame}`);
-        log.push({ to: name, method: decoded.method, payload: decoded.payload });
-      },
-    });
+    const { id, welcome } = await wire.connected();
+    const inbox: Inbox<LobbyEvent> = (event) => record(name, wire.frame(event));
+    inboxes.set(id, inbox);
+    delivery.attach(id, inbox);
+    record(name, welcome);
     await settle();
     const registered = log.findLast((sent) => sent.to === name && sent.method === 'client_registered');
     return { name, id, token: String(registered?.payload.token) };
@@ -75,7 +83,10 @@ function harness(options: { mediationAvailable?: boolean } = {}) {
       await wire.datagram(typeof data === 'string' ? Buffer.from(data) : data, from);
       await settle();
     },
+    /** As the WebSocket glue does on close: detach, then tell the wire. */
     disconnect: async (client: Client) => {
+      const inbox = inboxes.get(client.id);
+      if (inbox) delivery.detach(client.id, inbox);
       await wire.disconnected(client.id);
       await settle();
     },

@@ -1,7 +1,10 @@
 import type { Endpoint } from '../endpoint.js';
 
-/** Internal handle of a connected client; never shown on the wire (the token is the client's secret). */
-export type ClientId = number;
+/**
+ * Internal id of a connected client, unique for its life (random, never reused) and the address
+ * its events are delivered to; never shown on the wire (the token is the client's secret).
+ */
+export type ClientId = string;
 
 export interface ChatMessage {
   /** Milliseconds since the epoch. */
@@ -17,20 +20,21 @@ export type AbortCause = 'membersChanged' | 'serverConnectTimeout' | 'connectTim
 export type MediationOutcome = 'succeeded' | AbortCause | 'hostLeft';
 
 /**
- * What the lobby core tells the outside world. A front implements it and turns each call
- * into its wire format; the core never knows about sockets.
+ * What the lobby core tells one client, delivered to it by its ClientId through a
+ * Delivery<LobbyEvent>. A front turns each into its wire format; the core never knows about sockets.
  */
-export interface LobbyEvents {
-  peerJoined(to: ClientId, lobbyId: string, peerName: string): void;
-  peerLeft(to: ClientId, lobbyId: string, peerName: string): void;
-  lobbyClosed(to: ClientId, lobbyId: string, lobbyName: string): void;
-  chatReceived(to: ClientId, lobbyId: string, message: ChatMessage): void;
-  /** Ask a member to send its UDP packet (first request and reminders). */
-  udpAddressRequested(to: ClientId, lobbyId: string): void;
-  peersConnectionStart(to: ClientId, peers: readonly Endpoint[]): void;
-  mediationSucceeded(to: ClientId): void;
-  mediationAborted(to: ClientId, cause: AbortCause): void;
-  /** Lifecycle notes for metrics and logs. */
+export type LobbyEvent =
+  | { readonly kind: 'peerJoined' | 'peerLeft'; readonly lobbyId: string; readonly peerName: string }
+  | { readonly kind: 'lobbyClosed'; readonly lobbyId: string; readonly lobbyName: string }
+  | { readonly kind: 'chat'; readonly lobbyId: string; readonly message: ChatMessage }
+  /** Asks a member to send its UDP packet (first request and reminders). */
+  | { readonly kind: 'udpRequested'; readonly lobbyId: string }
+  | { readonly kind: 'peersStart'; readonly peers: readonly Endpoint[] }
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'aborted'; readonly cause: AbortCause };
+
+/** Lifecycle notes for metrics and logs (not addressed to any client). */
+export interface MediationObserver {
   mediationStarted?(lobbyId: string, members: number): void;
   mediationEnded?(lobbyId: string, outcome: MediationOutcome): void;
 }

@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock, Timer } from '../clock.js';
-import { SessionDirectory, type Session } from '../directory.js';
+import type { Delivery } from '../delivery.js';
 import type { Endpoint } from '../endpoint.js';
 import { randomIdGenerator, randomToken } from '../ids.js';
-import { Room, type Member } from '../rooms.js';
-import type { AbortCause, ChatMessage, ClientId, LobbyEvents, MediationOutcome } from './events.js';
+import type { AbortCause, ClientId, LobbyEvent, MediationObserver, MediationOutcome } from './events.js';
 import type { CreateLobbyError, JoinLobbyError, LobbyResult, StartMediationError } from './results.js';
+import { MemoryLobbyStore, startRefusal, type Departure, type LobbyRecord, type LobbyStore } from './store.js';
 import { TrackedTimers } from './timers.js';
 
 export const LOBBY_ID_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -21,7 +22,11 @@ export interface MediationTiming {
 
 export interface LobbyServiceOptions {
   readonly clock: Clock;
-  readonly events: LobbyEvents;
+  /** Where each client's events go, by its ClientId. */
+  readonly delivery: Delivery<LobbyEvent>;
+  /** The shared lobby state. Default: a MemoryLobbyStore of this service's own. */
+  readonly store?: LobbyStore;
+  readonly observer?: MediationObserver;
   readonly timing: MediationTiming;
   /** False when there is no UDP port to collect addresses on: ptp/start is then refused. */
   readonly mediationAvailable?: boolean;
@@ -29,6 +34,10 @@ export interface LobbyServiceOptions {
   readonly maxLobbies?: number;
   readonly newLobbyId?: () => string;
   readonly newToken?: () => string;
+  /** Ids of clients and mediation attempts. Default: random UUIDs. */
+  readonly newId?: () => string;
+  /** Work a timer started failed (a store that failed); default: ignored. */
+  readonly onError?: (error: unknown) => void;
 }
 
 export interface CreateLobbyRequest {
@@ -53,190 +62,181 @@ export interface JoinedLobby {
   readonly host: string;
 }
 
-/** A connected client: found by its secret token, or by its internal id as the public id. */
-interface Client extends Session {
-  readonly clientId: ClientId;
-  lobby: Lobby | null;
-  /** The client's place in its lobby's room; null when in no lobby. */
-  seat: Member<LobbyMessage> | null;
-  /** Name in the current lobby. */
-  name: string;
-}
-
-/** What goes through a lobby's room; each member's seat turns it into a LobbyEvents call. */
-type LobbyMessage =
-  | { readonly kind: 'peerJoined' | 'peerLeft'; readonly peerName: string }
-  | { readonly kind: 'chat'; readonly chat: ChatMessage }
-  | { readonly kind: 'udpRequested' }
-  | { readonly kind: 'peersStart'; readonly peers: readonly Endpoint[] }
-  | { readonly kind: 'succeeded' }
-  | { readonly kind: 'aborted'; readonly cause: AbortCause };
-
-interface Mediation {
-  stage: 'collecting' | 'connecting';
-  /** The UDP address of each member this attempt has captured; a next attempt captures afresh. */
-  readonly addresses: Map<ClientId, Endpoint>;
-  readonly connected: Set<ClientId>;
+/** This process's part of a mediation attempt: its timers. What the attempt knows is in the store. */
+interface LocalMediation {
+  readonly attempt: string;
   timers: Timer[];
 }
 
-interface Lobby {
-  readonly id: string;
-  readonly name: string;
-  readonly isPublic: boolean;
-  readonly maxMembers: number;
-  readonly host: Client;
-  /** Join order, host first (the spec's member lists and peers lists follow it). */
-  readonly members: Client[];
-  /** Fan-out to the members; closing it tells each remaining member lobby_closed. */
-  readonly room: Room<LobbyMessage>;
-  /** Non-null while mediation is under way: the lobby is then locked. */
-  mediation: Mediation | null;
-}
-
 const MAX_LOBBY_ID_ATTEMPTS = 64;
+const MAX_REGISTER_ATTEMPTS = 16;
 
 /**
- * Clients, lobbies, chat and peer-to-peer mediation, with no knowledge of any wire format.
- * Every operation returns a result; nothing here throws on client input.
+ * Clients, lobbies, chat and peer-to-peer mediation, with no knowledge of any wire format. The
+ * state lives in a LobbyStore (each check-then-act one store operation); events reach clients
+ * through the Delivery by id. Only the mediation timers, and the counts of what this process
+ * started, are kept here. Every operation resolves to a result; nothing here throws on client input.
  */
 export class LobbyService {
-  private clients = new SessionDirectory<Client>();
-  private readonly lobbies = new Map<string, Lobby>();
+  private readonly store: LobbyStore;
   private readonly timers: TrackedTimers;
   private readonly newLobbyId: () => string;
   private readonly newToken: () => string;
-  private nextClientId: ClientId = 1;
+  private readonly newId: () => string;
+  /** Clients registered through this service and not yet removed. */
+  private readonly clients = new Set<ClientId>();
+  /** Open lobbies created through this service. */
+  private readonly hosted = new Set<string>();
+  /** Attempts whose timers run here, by lobby id. */
+  private readonly mediations = new Map<string, LocalMediation>();
+  /** Work started by timers, so that tests and shutdown can wait for it. */
+  private readonly tasks = new Set<Promise<void>>();
+  private disposed = false;
+  private failures = 0;
 
   constructor(private readonly options: LobbyServiceOptions) {
+    this.store = options.store ?? new MemoryLobbyStore();
     this.timers = new TrackedTimers(options.clock);
     this.newLobbyId = options.newLobbyId ?? randomIdGenerator(LOBBY_ID_ALPHABET, LOBBY_ID_LENGTH);
     this.newToken = options.newToken ?? randomToken;
+    this.newId = options.newId ?? randomUUID;
   }
 
+  /** What this process holds: its clients, the lobbies they created, the mediations it times. */
   counts(): { clients: number; lobbies: number; mediations: number; timers: number } {
-    let mediations = 0;
-    for (const lobby of this.lobbies.values()) if (lobby.mediation) mediations++;
-    return { clients: this.clients.size, lobbies: this.lobbies.size, mediations, timers: this.timers.pending };
+    return {
+      clients: this.clients.size,
+      lobbies: this.hosted.size,
+      mediations: this.mediations.size,
+      timers: this.timers.pending,
+    };
   }
 
-  registerClient(): { id: ClientId; token: string } {
-    const id = this.nextClientId++;
-    let client: Client;
-    do {
-      client = { clientId: id, publicId: String(id), secret: this.newToken(), lobby: null, seat: null, name: '' };
-    } while (!this.clients.add(client));
-    return { id, token: client.secret };
+  /** Deliveries whose inbox threw; they are swallowed so one bad connection cannot stop a fan-out. */
+  get deliveryFailures(): number {
+    return this.failures;
+  }
+
+  /** Resolves once the work timers started (reminders, timeouts) has finished. */
+  async settled(): Promise<void> {
+    while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+  }
+
+  /** A new client with a fresh id and token. */
+  async registerClient(): Promise<{ id: ClientId; token: string }> {
+    for (let attempt = 1; ; attempt++) {
+      const client = { id: this.newId(), token: this.newToken() };
+      if (await this.store.addClient(client)) {
+        this.clients.add(client.id);
+        return client;
+      }
+      if (attempt >= MAX_REGISTER_ATTEMPTS) throw new Error('no free client id and token (is the id or token source broken?)');
+    }
   }
 
   /** The client is gone: it leaves its lobby (closing it if it was the host). */
-  removeClient(id: ClientId): void {
-    const client = this.clients.byPublicId(String(id));
-    if (!client) return;
-    this.leaveLobby(client);
-    this.clients.remove(client);
+  async removeClient(id: ClientId): Promise<void> {
+    const removed = await this.store.removeClient(id);
+    this.clients.delete(id);
+    if (removed?.departure) this.departed(removed.departure);
   }
 
   /** The internal id of the client holding `token`, if any. */
-  clientIdOf(token: string): ClientId | undefined {
-    return this.clients.bySecret(token)?.clientId;
+  async clientIdOf(token: string): Promise<ClientId | undefined> {
+    return (await this.store.clientByToken(token))?.id;
   }
 
   /** The id of the lobby the client is in, if any. */
-  lobbyOf(id: ClientId): string | undefined {
-    return this.clients.byPublicId(String(id))?.lobby?.id;
+  async lobbyOf(id: ClientId): Promise<string | undefined> {
+    return (await this.store.clientById(id))?.lobbyId ?? undefined;
   }
 
-  publicLobbies(): PublicLobby[] {
-    const listed: PublicLobby[] = [];
-    for (const lobby of this.lobbies.values()) {
-      if (!lobby.isPublic) continue;
-      listed.push({ name: lobby.name, id: lobby.id, currentMembers: lobby.members.length, maxMembers: lobby.maxMembers });
-    }
-    return listed;
+  async publicLobbies(): Promise<PublicLobby[]> {
+    return (await this.store.publicLobbies()).map((lobby) => ({
+      name: lobby.name,
+      id: lobby.id,
+      currentMembers: lobby.members.length,
+      maxMembers: lobby.maxMembers,
+    }));
   }
 
-  createLobby(
+  async createLobby(
     token: string,
     request: CreateLobbyRequest,
-  ): LobbyResult<{ lobbyName: string; lobbyId: string }, CreateLobbyError> {
-    const client = this.clients.bySecret(token);
+  ): Promise<LobbyResult<{ lobbyName: string; lobbyId: string }, CreateLobbyError>> {
+    const client = await this.store.clientByToken(token);
     if (!client) return refused('unregistered');
-    if (client.lobby) return refused('alreadyInLobby');
-    if (this.lobbies.size >= (this.options.maxLobbies ?? Infinity)) return refused('tooManyLobbies');
-    const lobbyId = this.freshLobbyId();
-    if (lobbyId === null) return refused('noLobbyIdLeft');
-    const lobby: Lobby = {
-      id: lobbyId,
-      name: request.lobbyName,
-      isPublic: request.isPublic,
-      maxMembers: request.maxMembers,
-      host: client,
-      members: [],
-      room: new Room<LobbyMessage>(lobbyId, null),
-      mediation: null,
-    };
-    this.lobbies.set(lobbyId, lobby);
-    this.seat(client, lobby, request.hostName);
-    return { ok: true, value: { lobbyName: lobby.name, lobbyId } };
+    const limit = this.options.maxLobbies ?? Number.POSITIVE_INFINITY;
+    for (let attempt = 0; attempt < MAX_LOBBY_ID_ATTEMPTS; attempt++) {
+      const created = await this.store.create(
+        {
+          id: this.newLobbyId(),
+          name: request.lobbyName,
+          isPublic: request.isPublic,
+          maxMembers: request.maxMembers,
+          hostId: client.id,
+          hostName: request.hostName,
+        },
+        limit,
+      );
+      if (created.ok) {
+        this.hosted.add(created.lobby.id);
+        return { ok: true, value: { lobbyName: created.lobby.name, lobbyId: created.lobby.id } };
+      }
+      if (created.error !== 'idTaken') return refused(created.error);
+    }
+    return refused('noLobbyIdLeft');
   }
 
-  joinLobby(token: string, lobbyId: string, peerName: string): LobbyResult<JoinedLobby, JoinLobbyError> {
-    const client = this.clients.bySecret(token);
+  async joinLobby(token: string, lobbyId: string, peerName: string): Promise<LobbyResult<JoinedLobby, JoinLobbyError>> {
+    const client = await this.store.clientByToken(token);
     if (!client) return refused('unregistered');
-    if (client.lobby) return refused('alreadyInLobby');
-    const lobby = this.lobbies.get(lobbyId);
-    if (!lobby) return refused('lobbyMissing');
-    if (lobby.mediation) return refused('lobbyLocked');
-    if (lobby.members.length >= lobby.maxMembers) return refused('lobbyFull');
-    if (lobby.members.some((member) => member.name === peerName)) return refused('nameTaken');
-
-    lobby.room.broadcast({ kind: 'peerJoined', peerName });
-    this.seat(client, lobby, peerName);
+    const joined = await this.store.join(lobbyId, client.id, peerName);
+    if (!joined.ok) return refused(joined.error);
+    const { lobby } = joined;
+    const others = lobby.members.filter((member) => member.clientId !== client.id);
+    this.send(others, { kind: 'peerJoined', lobbyId: lobby.id, peerName });
     return {
       ok: true,
       value: {
         lobbyId: lobby.id,
         lobbyName: lobby.name,
         lobbyMembers: lobby.members.map((member) => member.name),
-        host: lobby.host.name,
+        host: nameOf(lobby, lobby.hostId),
       },
     };
   }
 
   /** Chat from a member to every member of its lobby, sender included. False when ignored. */
-  sendChat(token: string, lobbyId: string, message: string): boolean {
-    const client = this.clients.bySecret(token);
-    const lobby = client?.lobby;
-    if (!client || !lobby || lobby.id !== lobbyId) return false;
-    const chat = { timestamp: this.options.clock.now(), senderName: client.name, message };
-    lobby.room.broadcast({ kind: 'chat', chat }, client.seat);
+  async sendChat(token: string, lobbyId: string, message: string): Promise<boolean> {
+    const client = await this.store.clientByToken(token);
+    if (!client || client.lobbyId !== lobbyId) return false;
+    const lobby = await this.store.lobby(lobbyId);
+    const sender = lobby?.members.find((member) => member.clientId === client.id);
+    if (!lobby || !sender) return false;
+    const chat = { timestamp: this.options.clock.now(), senderName: sender.name, message };
+    this.send(lobby.members, { kind: 'chat', lobbyId: lobby.id, message: chat });
     return true;
   }
 
-  startMediation(token: string, lobbyId: string): LobbyResult<void, StartMediationError> {
-    const client = this.clients.bySecret(token);
+  async startMediation(token: string, lobbyId: string): Promise<LobbyResult<void, StartMediationError>> {
+    const client = await this.store.clientByToken(token);
     if (!client) return refused('unregistered');
-    const lobby = this.lobbies.get(lobbyId);
-    if (!lobby) return refused('lobbyMissing');
-    if (lobby.host !== client) return refused('notHost');
-    if (lobby.mediation) return refused('mediationUnderWay');
-    if (lobby.members.length < 2) return refused('tooFewMembers');
-    if (this.options.mediationAvailable === false) return refused('mediationUnavailable');
-
-    const { timing, events } = this.options;
-    const mediation: Mediation = { stage: 'collecting', addresses: new Map(), connected: new Set(), timers: [] };
-    lobby.mediation = mediation;
-    mediation.timers.push(
-      this.timers.interval(() => {
-        for (const member of lobby.members) {
-          if (!mediation.addresses.has(member.clientId)) lobby.room.toId(member.publicId, { kind: 'udpRequested' });
-        }
-      }, timing.connectRequestIntervalMs),
-      this.timers.timeout(() => this.abortMediation(lobby, 'serverConnectTimeout'), timing.serverConnectTimeoutMs),
+    if (this.options.mediationAvailable === false) {
+      return refused(startRefusal(await this.store.lobby(lobbyId), client.id) ?? 'mediationUnavailable');
+    }
+    const attempt = this.newId();
+    const started = await this.store.startMediation(lobbyId, client.id, attempt);
+    if (!started.ok) return refused(started.error);
+    const { lobby } = started;
+    const { timing, observer } = this.options;
+    const local = this.localMediation(lobby.id, attempt);
+    local.timers.push(
+      this.timers.interval(() => this.background(this.remind(lobby.id, attempt)), timing.connectRequestIntervalMs),
+      this.timers.timeout(() => this.timedOut(lobby.id, attempt, 'serverConnectTimeout'), timing.serverConnectTimeoutMs),
     );
-    events.mediationStarted?.(lobby.id, lobby.members.length);
-    lobby.room.broadcast({ kind: 'udpRequested' });
+    observer?.mediationStarted?.(lobby.id, lobby.members.length);
+    this.send(lobby.members, { kind: 'udpRequested', lobbyId: lobby.id });
     return { ok: true, value: undefined };
   }
 
@@ -244,145 +244,151 @@ export class LobbyService {
    * A member's UDP packet arrived from `endpoint`. Accepted only while addresses are being
    * collected; a repeat before capture completes replaces the address (the NAT mapping may have changed).
    */
-  recordUdpAddress(token: string, endpoint: Endpoint): boolean {
-    const client = this.clients.bySecret(token);
-    const lobby = client?.lobby;
-    const mediation = lobby?.mediation;
-    if (!client || !lobby || !mediation || mediation.stage !== 'collecting') return false;
-    mediation.addresses.set(client.clientId, { address: endpoint.address, port: endpoint.port });
-    if (mediation.addresses.size < lobby.members.length) return true;
+  async recordUdpAddress(token: string, endpoint: Endpoint): Promise<boolean> {
+    const client = await this.store.clientByToken(token);
+    if (!client) return false;
+    const captured = await this.store.captureAddress(client.id, endpoint);
+    if (captured.outcome === 'ignored') return false;
+    if (captured.outcome === 'recorded') return true;
 
-    this.cancelTimers(mediation);
-    mediation.stage = 'connecting';
-    const { room, host } = lobby;
-    const addressOf = (member: Client): Endpoint => mediation.addresses.get(member.clientId) as Endpoint;
-    const others = lobby.members.filter((member) => member !== host);
-    room.toId(host.publicId, { kind: 'peersStart', peers: others.map(addressOf) });
-    const toHost = { kind: 'peersStart', peers: [addressOf(host)] } as const;
-    for (const member of others) room.toId(member.publicId, toHost);
-    const { timing } = this.options;
-    mediation.timers.push(
-      this.timers.timeout(() => this.abortMediation(lobby, 'connectTimeout'), timing.connectTimeoutMs),
+    const { lobby } = captured;
+    const mediation = lobby.mediation;
+    if (!mediation) return true;
+    const local = this.localMediation(lobby.id, mediation.attempt);
+    this.cancelTimers(local);
+    const addressOf = (clientId: ClientId): Endpoint => mediation.addresses[clientId] as Endpoint;
+    const others = lobby.members.filter((member) => member.clientId !== lobby.hostId);
+    this.send([{ clientId: lobby.hostId }], { kind: 'peersStart', peers: others.map((member) => addressOf(member.clientId)) });
+    this.send(others, { kind: 'peersStart', peers: [addressOf(lobby.hostId)] });
+    local.timers.push(
+      this.timers.timeout(
+        () => this.timedOut(lobby.id, mediation.attempt, 'connectTimeout'),
+        this.options.timing.connectTimeoutMs,
+      ),
     );
     return true;
   }
 
   /** A member reached its peers. Accepted only after peersConnection_start went out. */
-  reportPeersConnected(token: string): boolean {
-    const client = this.clients.bySecret(token);
-    const lobby = client?.lobby;
-    const mediation = lobby?.mediation;
-    if (!client || !lobby || !mediation || mediation.stage !== 'connecting') return false;
-    mediation.connected.add(client.clientId);
-    if (mediation.connected.size < lobby.members.length) return true;
+  async reportPeersConnected(token: string): Promise<boolean> {
+    const client = await this.store.clientByToken(token);
+    if (!client) return false;
+    const reported = await this.store.reportConnected(client.id);
+    if (reported.outcome === 'ignored') return false;
+    if (reported.outcome === 'recorded') return true;
 
-    this.endMediation(lobby, 'succeeded');
-    lobby.room.broadcast({ kind: 'succeeded' });
-    this.closeLobby(lobby);
+    const { lobby } = reported;
+    this.endLocal(lobby, 'succeeded');
+    this.send(lobby.members, { kind: 'succeeded' });
+    this.closed(lobby);
     return true;
   }
 
-  /** Cancels every timer and forgets every client and lobby, without notifying anyone. */
-  dispose(): void {
+  /** Cancels every timer and forgets this service's clients and lobbies, without notifying anyone. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
     this.timers.cancelAll();
-    for (const lobby of this.lobbies.values()) lobby.mediation = null;
-    this.lobbies.clear();
-    this.clients = new SessionDirectory<Client>();
+    this.mediations.clear();
+    this.hosted.clear();
+    const clients = [...this.clients];
+    this.clients.clear();
+    await Promise.all(clients.map((id) => this.store.removeClient(id)));
+    await this.settled();
   }
 
-  private leaveLobby(client: Client): void {
-    const lobby = client.lobby;
-    if (!lobby) return;
-    client.lobby = null;
-    lobby.mediation?.addresses.delete(client.clientId);
-    if (client.seat) lobby.room.leave(client.seat);
-    client.seat = null;
-    const index = lobby.members.indexOf(client);
-    if (index >= 0) lobby.members.splice(index, 1);
-
-    if (lobby.host === client) {
-      this.endMediation(lobby, 'hostLeft');
-      this.closeLobby(lobby);
+  private departed(departure: Departure): void {
+    const { lobby } = departure;
+    if (departure.outcome === 'closed') {
+      this.endLocal(lobby, 'hostLeft');
+      this.closed(lobby);
       return;
     }
-    lobby.room.broadcast({ kind: 'peerLeft', peerName: client.name });
-    if (lobby.mediation) this.abortMediation(lobby, 'membersChanged');
-  }
-
-  private abortMediation(lobby: Lobby, cause: AbortCause): void {
-    if (!this.endMediation(lobby, cause)) return;
-    lobby.room.broadcast({ kind: 'aborted', cause });
-  }
-
-  /** Unlists the lobby; closing its room releases every remaining member with lobby_closed. */
-  private closeLobby(lobby: Lobby): void {
-    this.lobbies.delete(lobby.id);
-    lobby.room.close();
-    lobby.members.length = 0;
-  }
-
-  /** Puts the client in the lobby (last in join order) with a seat that speaks LobbyEvents. */
-  private seat(client: Client, lobby: Lobby, name: string): void {
-    const { events } = this.options;
-    const to = client.clientId;
-    const seat: Member<LobbyMessage> = {
-      id: client.publicId,
-      deliver(message) {
-        switch (message.kind) {
-          case 'peerJoined':
-            return events.peerJoined(to, lobby.id, message.peerName);
-          case 'peerLeft':
-            return events.peerLeft(to, lobby.id, message.peerName);
-          case 'chat':
-            return events.chatReceived(to, lobby.id, message.chat);
-          case 'udpRequested':
-            return events.udpAddressRequested(to, lobby.id);
-          case 'peersStart':
-            return events.peersConnectionStart(to, message.peers);
-          case 'succeeded':
-            return events.mediationSucceeded(to);
-          case 'aborted':
-            return events.mediationAborted(to, message.cause);
-        }
-      },
-      released() {
-        client.lobby = null;
-        client.seat = null;
-        events.lobbyClosed(to, lobby.id, lobby.name);
-      },
-    };
-    lobby.room.join(seat);
-    lobby.members.push(client);
-    client.lobby = lobby;
-    client.seat = seat;
-    client.name = name;
-  }
-
-  /**
-   * Ends the lobby's mediation attempt, if any: timers cancelled, the lobby unlocked, the members'
-   * addresses dropped with it so that a next attempt captures them afresh. False if none was under way.
-   */
-  private endMediation(lobby: Lobby, outcome: MediationOutcome): boolean {
-    const mediation = lobby.mediation;
-    if (!mediation) return false;
-    this.cancelTimers(mediation);
-    lobby.mediation = null;
-    this.options.events.mediationEnded?.(lobby.id, outcome);
-    return true;
-  }
-
-  private cancelTimers(mediation: Mediation): void {
-    for (const timer of mediation.timers) timer.cancel();
-    mediation.timers = [];
-  }
-
-  private freshLobbyId(): string | null {
-    for (let attempt = 0; attempt < MAX_LOBBY_ID_ATTEMPTS; attempt++) {
-      const id = this.newLobbyId();
-      if (!this.lobbies.has(id)) return id;
+    this.send(lobby.members, { kind: 'peerLeft', lobbyId: lobby.id, peerName: departure.name });
+    if (departure.ended) {
+      this.endLocal({ ...lobby, mediation: departure.ended }, 'membersChanged');
+      this.send(lobby.members, { kind: 'aborted', cause: 'membersChanged' });
     }
-    return null;
   }
+
+  /** The lobby was deleted: every member it had left gets lobby_closed. */
+  private closed(lobby: LobbyRecord): void {
+    this.hosted.delete(lobby.id);
+    this.send(lobby.members, { kind: 'lobbyClosed', lobbyId: lobby.id, lobbyName: lobby.name });
+  }
+
+  /** Reminds the members whose address this attempt has not captured yet. */
+  private async remind(lobbyId: string, attempt: string): Promise<void> {
+    const lobby = await this.store.lobby(lobbyId);
+    const mediation = lobby?.mediation;
+    if (!lobby || mediation?.attempt !== attempt || mediation.stage !== 'collecting') return;
+    const missing = lobby.members.filter((member) => mediation.addresses[member.clientId] === undefined);
+    this.send(missing, { kind: 'udpRequested', lobbyId });
+  }
+
+  private timedOut(lobbyId: string, attempt: string, cause: AbortCause): void {
+    const local = this.mediations.get(lobbyId);
+    if (local?.attempt === attempt) {
+      this.cancelTimers(local);
+      this.mediations.delete(lobbyId);
+    }
+    this.background(
+      (async () => {
+        const lobby = await this.store.endMediation(lobbyId, attempt);
+        if (!lobby) return;
+        this.options.observer?.mediationEnded?.(lobbyId, cause);
+        this.send(lobby.members, { kind: 'aborted', cause });
+      })(),
+    );
+  }
+
+  /** The entry for this attempt's timers, replacing one of an earlier attempt of the lobby. */
+  private localMediation(lobbyId: string, attempt: string): LocalMediation {
+    const existing = this.mediations.get(lobbyId);
+    if (existing?.attempt === attempt) return existing;
+    if (existing) this.cancelTimers(existing);
+    const local: LocalMediation = { attempt, timers: [] };
+    this.mediations.set(lobbyId, local);
+    return local;
+  }
+
+  /** The lobby's attempt ended (the store says so): its timers stop and the observer hears how. */
+  private endLocal(lobby: LobbyRecord, outcome: MediationOutcome): void {
+    const mediation = lobby.mediation;
+    if (!mediation) return;
+    const local = this.mediations.get(lobby.id);
+    if (local?.attempt === mediation.attempt) {
+      this.cancelTimers(local);
+      this.mediations.delete(lobby.id);
+    }
+    this.options.observer?.mediationEnded?.(lobby.id, outcome);
+  }
+
+  private cancelTimers(local: LocalMediation): void {
+    for (const timer of local.timers) timer.cancel();
+    local.timers = [];
+  }
+
+  /** Delivers to each recipient in order; a throwing inbox is counted and skipped. Nothing after dispose. */
+  private send(to: readonly { readonly clientId: ClientId }[], event: LobbyEvent): void {
+    if (this.disposed) return;
+    for (const { clientId } of to) {
+      try {
+        this.options.delivery.deliver(clientId, event);
+      } catch {
+        this.failures++;
+      }
+    }
+  }
+
+  private background(task: Promise<void>): void {
+    const tracked = task.catch((error: unknown) => this.options.onError?.(error));
+    this.tasks.add(tracked);
+    void tracked.finally(() => this.tasks.delete(tracked));
+  }
+}
+
+function nameOf(lobby: LobbyRecord, clientId: ClientId): string {
+  return lobby.members.find((member) => member.clientId === clientId)?.name ?? '';
 }
 
 function refused<E extends string>(error: E): { readonly ok: false; readonly error: E } {

@@ -93,8 +93,8 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
   app.route({
     method: listLobbies.method,
     url: listLobbies.url,
-    handler: (_request, reply) => {
-      const body: z.output<typeof listLobbies.success.schema> = { lobbies: service.publicLobbies() };
+    handler: async (_request, reply) => {
+      const body: z.output<typeof listLobbies.success.schema> = { lobbies: await service.publicLobbies() };
       return reply.code(listLobbies.success.status).send(body);
     },
   });
@@ -102,11 +102,11 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
   app.route({
     method: createLobby.method,
     url: createLobby.url,
-    handler: (request, reply) => {
+    handler: async (request, reply) => {
       const body = createLobby.body.safeParse(request.body);
       if (!body.success) return badRequest(reply, describeIssues(body.error));
       const { token, ...lobby } = body.data;
-      const result = service.createLobby(token, lobby);
+      const result = await service.createLobby(token, lobby);
       if (result.ok) logger.info({ lobbyId: result.value.lobbyId, token: maskSecret(token) }, 'lobby created');
       else if (result.error === 'tooManyLobbies') {
         limits.report('lobby', 'max_lobbies' satisfies LobbyLimitReason, sourceOf(request.socket.remoteAddress));
@@ -120,13 +120,13 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
   app.route({
     method: joinLobby.method,
     url: joinLobby.url,
-    handler: (request, reply) => {
+    handler: async (request, reply) => {
       const params = joinLobby.params.safeParse(request.params);
       const body = joinLobby.body.safeParse(request.body);
       if (!params.success) return badRequest(reply, describeIssues(params.error));
       if (!body.success) return badRequest(reply, describeIssues(body.error));
       const { id } = params.data;
-      const result = service.joinLobby(body.data.token, id, body.data.peerName);
+      const result = await service.joinLobby(body.data.token, id, body.data.peerName);
       return respond(reply, result, joinLobby.refusals, id, joinLobby.success.status, (value): z.output<
         typeof joinLobby.success.schema
       > => value);
@@ -136,13 +136,13 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
   app.route({
     method: startMediation.method,
     url: startMediation.url,
-    handler: (request, reply) => {
+    handler: async (request, reply) => {
       const params = startMediation.params.safeParse(request.params);
       const body = startMediation.body.safeParse(request.body);
       if (!params.success) return badRequest(reply, describeIssues(params.error));
       if (!body.success) return badRequest(reply, describeIssues(body.error));
       const { id } = params.data;
-      const result = service.startMediation(body.data.token, id);
+      const result = await service.startMediation(body.data.token, id);
       // The document promises an empty body.
       return respond(reply, result, startMediation.refusals, id, startMediation.success.status, () => undefined);
     },

@@ -1,14 +1,15 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AddressPolicy } from '../../core/address-policy.js';
-import { LobbyService, type MediationTiming } from '../../core/lobbies/index.js';
+import { LocalDelivery } from '../../core/delivery.js';
+import { LobbyService, type LobbyEvent, type MediationTiming } from '../../core/lobbies/index.js';
 import type { Front, FrontDeps } from '../front.js';
 import { lobbyHttp } from './http.js';
 import { createLobbyMetrics, type LobbyMetrics } from './metrics.js';
 import { HTTP_BODY_LIMIT } from './routes.js';
 import { LobbyUdp } from './udp.js';
 import { LobbyWebSockets } from './websocket.js';
-import { LobbyWire } from './wire.js';
+import { LobbyWire, mediationObserver } from './wire.js';
 
 /** What the lobby front is configured with (picked from the app config in index.ts). */
 export interface LobbyOptions {
@@ -65,18 +66,18 @@ export class LobbyFront implements Front {
     this.log = logger;
     const metrics = createLobbyMetrics(deps.metrics, () => this.wire.service.counts());
     this.metrics = metrics;
-    this.wire = new LobbyWire(
-      { metrics, logger, udpPort: () => this.udp?.port ?? null },
-      (events) =>
-        new LobbyService({
-          clock,
-          events,
-          timing: options.timing,
-          mediationAvailable: options.udpPort !== null,
-          maxLobbies: options.maxLobbies,
-        }),
-    );
-    this.websockets = new LobbyWebSockets(options, { wire: this.wire, clock, limits, logger });
+    const delivery = new LocalDelivery<LobbyEvent>();
+    const service = new LobbyService({
+      clock,
+      delivery,
+      observer: mediationObserver(metrics, logger),
+      timing: options.timing,
+      mediationAvailable: options.udpPort !== null,
+      maxLobbies: options.maxLobbies,
+      onError: (error) => logger.error({ err: error }, 'lobby mediation timer failed'),
+    });
+    this.wire = new LobbyWire({ metrics, logger, udpPort: () => this.udp?.port ?? null }, service);
+    this.websockets = new LobbyWebSockets(options, { wire: this.wire, delivery, clock, limits, logger });
     this.udp =
       options.udpPort === null
         ? null
@@ -145,7 +146,7 @@ export class LobbyFront implements Front {
     // A failed start is the caller's to report; here it only means less to release.
     await this.starting?.catch(() => undefined);
     this.state = 'stopping';
-    this.wire.dispose();
+    await this.wire.dispose();
     await this.websockets.close();
     await Promise.allSettled([this.http?.close(), this.udp?.close()]);
     this.state = 'stopped';

@@ -55,6 +55,8 @@ export class LobbyUdp {
     if (!this.deps.addressPolicy.allows(address)) {
       return this.deps.limits.report('lobby', 'denied_peer' satisfies LobbyLimitReason, address);
     }
-    this.deps.wire.datagram(datagram, { address, port: remote.port });
+    this.deps.wire
+      .datagram(datagram, { address, port: remote.port })
+      .catch((error: unknown) => this.deps.logger.error({ err: error }, 'lobby UDP datagram handling failed'));
   }
 }

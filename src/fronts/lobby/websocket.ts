@@ -7,7 +7,8 @@ import type { Clock } from '../../core/clock.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
-import type { ClientId } from '../../core/lobbies/index.js';
+import type { Inbox, LocalDelivery } from '../../core/delivery.js';
+import type { ClientId, LobbyEvent } from '../../core/lobbies/index.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
 import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
 import type { LobbyLimitReason } from './metrics.js';
@@ -29,6 +30,8 @@ export interface LobbyWebSocketOptions {
 
 export interface LobbyWebSocketDeps {
   readonly wire: LobbyWire;
+  /** What the service delivers through: each connection is attached under its client id. */
+  readonly delivery: LocalDelivery<LobbyEvent>;
   readonly clock: Clock;
   readonly limits: LimitReporter;
   readonly logger: Logger;
@@ -97,10 +100,23 @@ export class LobbyWebSockets {
       ws.terminate();
       return;
     }
-    const { wire, clock, limits, logger } = this.deps;
+    const { wire, delivery, clock, limits, logger } = this.deps;
     this.open.add(ws);
     let id: ClientId | undefined;
-    id = wire.connected({ send: (frame) => this.send(ws, frame, id) });
+    const inbox: Inbox<LobbyEvent> = (event) => this.send(ws, wire.frame(event), id);
+    // One chain per connection: its registration, then each message in arrival order, then its close.
+    let queue: Promise<void> = Promise.resolve();
+    const then = (step: () => Promise<void> | void): void => {
+      queue = queue
+        .then(step)
+        .catch((error: unknown) => logger.error({ client: id, err: error }, 'lobby WebSocket handling failed'));
+    };
+    then(async () => {
+      const registered = await wire.connected();
+      id = registered.id;
+      delivery.attach(registered.id, inbox);
+      this.send(ws, registered.welcome, id);
+    });
     const bucket = new TokenBucket(this.options.messageRate, this.options.messageBurst, clock);
     ws.on('message', (data: RawData) => {
       // Frames already on the wire when the socket started closing are dropped.
@@ -110,12 +126,17 @@ export class LobbyWebSockets {
         ws.close(CLOSE.policy, 'message rate exceeded');
         return;
       }
-      wire.message(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      then(() => wire.message(frame));
     });
     ws.on('error', (error) => logger.debug({ client: id, err: error.message }, 'lobby WebSocket error'));
     ws.on('close', () => {
       this.open.delete(ws);
-      if (id !== undefined) wire.disconnected(id);
+      then(async () => {
+        if (id === undefined) return;
+        delivery.detach(id, inbox);
+        await wire.disconnected(id);
+      });
     });
   }
 
