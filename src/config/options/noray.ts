@@ -67,6 +67,18 @@ export const norayOptions = {
     parse: parseOptionalPort,
     describe: 'Port of the UDP registrar, or "off"',
   }),
+  udpRegistrarReplyRate: option({
+    env: 'NORAY_UDP_REGISTRAR_REPLY_RATE',
+    default: '50',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Registrar replies per second to one source IP (IPv6: per /64); registrations above it are still taken, unanswered',
+  }),
+  udpRegistrarReplyBurst: option({
+    env: 'NORAY_UDP_REGISTRAR_REPLY_BURST',
+    default: '100',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Registrar replies one source IP may get at once before the rate applies',
+  }),
   udpRelayPorts: option({
     env: 'NORAY_UDP_RELAY_PORTS',
     default: '49152-51200',

@@ -1,6 +1,7 @@
 import { AddressPolicy } from '../../core/address-policy.js';
 import { MemoryAddressBook } from '../../core/address-book.js';
 import { LocalDelivery } from '../../core/delivery.js';
+import { OwnEndpoints } from '../../core/own-endpoints.js';
 import { MemorySessionStore } from '../../core/directory.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
 import { isDescriptorExhaustion, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
@@ -23,6 +24,7 @@ export class NorayFront implements Front {
   readonly sessions = new MemorySessionStore<HostSession>();
   readonly addresses = new MemoryAddressBook();
   private readonly delivery = new LocalDelivery<string>();
+  private readonly ownEndpoints = new OwnEndpoints();
   private readonly commands: NorayCommands;
   readonly relay: UdpRelayEngine | null;
   /** How many relay ports to bind under the open-file limit; null when relaying is off. */
@@ -98,7 +100,12 @@ export class NorayFront implements Front {
         : new RegistrarSocket({
             host: config.udpHost,
             port: config.udpRegistrarPort,
-            maxPidLength: config.pidLength,
+            pidLength: config.pidLength,
+            pidCharset: config.pidCharset,
+            replyRate: config.udpRegistrarReplyRate,
+            replyBurst: config.udpRegistrarReplyBurst,
+            clock,
+            isOwnEndpoint: (address, port) => this.ownEndpoints.has(address, port),
             registrar: new SessionRegistrar(this.sessions, this.addresses),
             metrics,
             logger,
@@ -134,6 +141,8 @@ export class NorayFront implements Front {
     }
     try {
       await this.registrarSocket?.bind();
+      if (this.registrarSocket) this.ownEndpoints.add([this.registrarSocket.port]);
+      if (this.relay) this.ownEndpoints.add(this.relay.boundPorts);
       await this.control?.listen();
     } catch (error) {
       if (!isDescriptorExhaustion(error)) throw error;

@@ -1,6 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { AddressPolicy } from '../../core/address-policy.js';
+import type { Clock } from '../../core/clock.js';
+import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
+import { sourceKey } from '../../core/limits/source-key.js';
 import { normalizeAddress, type Endpoint } from '../../core/endpoint.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
 import type { SessionRegistrar, SessionRegistration } from '../../core/session-registrar.js';
@@ -14,8 +17,15 @@ const DENIED = Buffer.from('Address not allowed');
 export interface RegistrarSocketOptions {
   readonly host: string;
   readonly port: number;
-  /** Datagrams longer than any PrivateID can be are not looked up. */
-  readonly maxPidLength: number;
+  /** The shape of a PrivateID: anything else is not looked up and gets no reply at all. */
+  readonly pidLength: number;
+  readonly pidCharset: string;
+  /** Replies per second (and burst) to one source IP; registrations above it are still taken. */
+  readonly replyRate: number;
+  readonly replyBurst: number;
+  readonly clock: Clock;
+  /** Our own UDP endpoints (registrar, relay ports): never registered, never answered. */
+  readonly isOwnEndpoint: (address: string, port: number) => boolean;
   readonly registrar: SessionRegistrar<HostSession>;
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
@@ -27,12 +37,20 @@ export interface RegistrarSocketOptions {
 
 /**
  * The UDP registrar: a datagram holding a PrivateID tells us that player's external address.
- * Replies are never longer than the request, so the port cannot amplify a spoofed flood.
+ *
+ * No datagram can start an exchange that sustains itself (the "loop DoS" class): a datagram that
+ * cannot be a PrivateID gets no reply (so our own replies, or another registrar's, are never
+ * answered), replies to one source IP are rate-limited, and a source that is one of our own
+ * endpoints is ignored. Replies are never longer than the request: no amplification.
  */
 export class RegistrarSocket {
   private readonly socket: Socket;
+  private readonly replies: SourceRateLimiter;
+  private readonly pidChars: Set<string>;
 
   constructor(private readonly options: RegistrarSocketOptions) {
+    this.replies = new SourceRateLimiter(options.replyRate, options.replyBurst, options.clock);
+    this.pidChars = new Set(options.pidCharset);
     this.socket = createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
     this.socket.on('message', (message, from) => this.receive(message, from.address, from.port));
     this.socket.on('error', (error) => options.logger.warn({ err: error.message }, 'registrar socket error'));
@@ -65,13 +83,23 @@ export class RegistrarSocket {
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {
     const { metrics, addressPolicy } = this.options;
     const address = normalizeAddress(fromAddress);
+    if (this.options.isOwnEndpoint(address, fromPort)) {
+      metrics.registrarFail.inc();
+      this.options.limits.report('noray', 'own_address', address);
+      return;
+    }
+    const secret = this.pidOf(message);
+    if (secret === null) {
+      // Not a PrivateID: silence. Answering garbage is what lets two UDP services ping-pong.
+      metrics.registrarFail.inc();
+      return;
+    }
     if (!addressPolicy.allows(address)) {
       metrics.registrarFail.inc();
       this.options.limits.report('noray', 'denied_peer', address);
       this.replyShort(DENIED, message.length, fromAddress, fromPort);
       return;
     }
-    const secret = message.length <= this.options.maxPidLength + 2 ? message.toString('utf8').trim() : '';
     this.options.registrar.register(secret, { address, port: fromPort }).then(
       (result) => this.answer(result, message.length, fromAddress, fromPort),
       (error: unknown) => this.options.logger.warn({ err: (error as Error).message }, 'registration failed'),
@@ -97,12 +125,33 @@ export class RegistrarSocket {
     this.reply(OK, fromAddress, fromPort);
   }
 
+  /**
+   * The PrivateID a datagram carries, or null when it cannot be one: exactly the configured
+   * length in characters of the configured charset, optionally followed by a line ending.
+   */
+  private pidOf(message: Buffer): string | null {
+    // Characters are at most 4 UTF-8 bytes: a longer datagram cannot be a PrivateID.
+    if (message.length < this.options.pidLength || message.length > this.options.pidLength * 4 + 2) return null;
+    const text = message.toString('utf8').replace(/\r?\n$/, '');
+    let count = 0;
+    for (const char of text) {
+      if (!this.pidChars.has(char)) return null;
+      count++;
+    }
+    return count === this.options.pidLength ? text : null;
+  }
+
   /** Never more bytes than the request carried: a spoofed source cannot be flooded through us. */
   private replyShort(payload: Buffer, requestLength: number, address: string, port: number): void {
     if (requestLength > 0) this.reply(payload.subarray(0, Math.min(payload.length, requestLength)), address, port);
   }
 
   private reply(payload: Buffer, address: string, port: number): void {
+    const source = normalizeAddress(address);
+    if (!this.replies.take(sourceKey(source))) {
+      this.options.limits.report('noray', 'registrar_reply_rate', source);
+      return;
+    }
     this.socket.send(payload, port, address);
   }
 }
