@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.js';
 import { listenTcp } from '../src/fronts/shared/listen.js';
-import { throttleDescriptorErrors } from '../src/ops/open-files.js';
+import { throttleDescriptorErrors } from '../src/core/open-files.js';
 import { port, startApp } from './helpers/app.js';
 
 const UPSTREAM_METRICS = [

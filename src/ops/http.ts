@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { describePorts } from '../config/load.js';
 import type { Front } from '../fronts/front.js';
-import { throttleDescriptorErrors } from './open-files.js';
+import { throttleDescriptorErrors } from '../core/open-files.js';
 
 function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));

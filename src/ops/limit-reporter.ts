@@ -1,6 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
+import type { LimitReports, LimitSink } from '../core/limits/reporting.js';
 
 const WINDOW_MS = 60_000;
 const MAX_SOURCES_PER_WINDOW = 1000;
@@ -9,7 +10,7 @@ const MAX_SOURCES_PER_WINDOW = 1000;
  * Where a limit bites: counted in `noray_limit_rejections_total{front,reason}` and logged once per
  * source and reason per minute, with a bounded memory of who was logged.
  */
-export class LimitReporter {
+export class LimitReporter implements LimitReports {
   private readonly counter: Counter<'front' | 'reason'>;
   private logged = new Set<string>();
   private windowEnd = 0;
@@ -29,6 +30,10 @@ export class LimitReporter {
         labelNames: ['front', 'reason'],
         registers: [registry],
       });
+  }
+
+  forFront<R extends string>(front: string): LimitSink<R> {
+    return { report: (reason, source) => this.report(front, reason, source) };
   }
 
   report(front: string, reason: string, source: string): void {

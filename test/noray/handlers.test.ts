@@ -31,7 +31,7 @@ function setup(newOid?: () => string) {
     logger,
     metrics: createNorayMetrics(registry),
     maxSessions: 100,
-    limits: new LimitReporter(registry, logger, new ManualClock()),
+    limits: new LimitReporter(registry, logger, new ManualClock()).forFront('noray'),
     addressPolicy: new AddressPolicy(false),
   });
   /** Every line sent to any peer, in the order it was sent. */

@@ -50,7 +50,7 @@ async function setup(own: OwnEndpoints) {
     metrics: createNorayMetrics(registry),
     logger,
     addressPolicy: new AddressPolicy(false),
-    limits: new LimitReporter(registry, logger, clock),
+    limits: new LimitReporter(registry, logger, clock).forFront('noray'),
   });
   open.push(socket);
   await socket.bind();

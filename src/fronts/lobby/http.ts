@@ -8,7 +8,7 @@ import { normalizeAddress } from '../../core/endpoint.js';
 import { maskSecret } from '../../core/ids.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import type { LobbyError, LobbyResult, LobbyService } from '../../core/lobbies/index.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { refusalText, TEXTS, type Refusals } from './errors.js';
 import type { LobbyLimitReason, LobbyMetrics } from './metrics.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -19,7 +19,7 @@ export interface LobbyHttpOptions {
   readonly service: LobbyService;
   readonly metrics: LobbyMetrics;
   readonly logger: Logger;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<LobbyLimitReason>;
   readonly clock: Clock;
   /** Requests per second per source address, and the burst allowed above that rate (429 past it). */
   readonly requestRate: number;
@@ -53,7 +53,7 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
   app.addHook('onRequest', (request, reply, next) => {
     const ip = sourceOf(request.socket.remoteAddress);
     if (rate.take(ip)) return next();
-    limits.report('lobby', 'http_rate' satisfies LobbyLimitReason, ip);
+    limits.report('http_rate', ip);
     void reply.code(429).header('retry-after', '1').send({ errors: [TEXTS.rateLimited] });
   });
   app.setErrorHandler((error: { statusCode?: number; message?: string }, _request, reply) => {
@@ -109,7 +109,7 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
       const result = await service.createLobby(token, lobby);
       if (result.ok) logger.info({ lobbyId: result.value.lobbyId, token: maskSecret(token) }, 'lobby created');
       else if (result.error === 'tooManyLobbies') {
-        limits.report('lobby', 'max_lobbies' satisfies LobbyLimitReason, sourceOf(request.socket.remoteAddress));
+        limits.report('max_lobbies', sourceOf(request.socket.remoteAddress));
       }
       return respond(reply, result, createLobby.refusals, '', createLobby.success.status, (value): z.output<
         typeof createLobby.success.schema

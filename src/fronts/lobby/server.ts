@@ -5,7 +5,8 @@ import { LocalDelivery } from '../../core/delivery.js';
 import { LobbyService, type LobbyEvent, type MediationTiming } from '../../core/lobbies/index.js';
 import type { Front, FrontDeps } from '../front.js';
 import { lobbyHttp } from './http.js';
-import { createLobbyMetrics, type LobbyMetrics } from './metrics.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
+import { createLobbyMetrics, type LobbyLimitReason, type LobbyMetrics } from './metrics.js';
 import { HTTP_BODY_LIMIT } from './routes.js';
 import { LobbyUdp } from './udp.js';
 import { LobbyWebSockets } from './websocket.js';
@@ -54,6 +55,7 @@ export class LobbyFront implements Front {
   private http: FastifyInstance | null = null;
   private httpPort: number | null = null;
   private state: State = 'new';
+  private readonly limits: LimitSink<LobbyLimitReason>;
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
 
@@ -61,7 +63,8 @@ export class LobbyFront implements Front {
     private readonly options: LobbyOptions,
     private readonly deps: LobbyDeps,
   ) {
-    const { clock, limits } = deps;
+    const { clock } = deps;
+    const limits = (this.limits = deps.limits.forFront<LobbyLimitReason>('lobby'));
     const logger = deps.logger.child({ front: 'lobby' });
     this.log = logger;
     const metrics = createLobbyMetrics(deps.metrics, () => this.wire.service.counts());
@@ -129,7 +132,7 @@ export class LobbyFront implements Front {
       service: this.wire.service,
       metrics: this.metrics,
       logger: this.log,
-      limits: this.deps.limits,
+      limits: this.limits,
       clock: this.deps.clock,
       requestRate: this.options.messageRate,
       requestBurst: this.options.messageBurst,

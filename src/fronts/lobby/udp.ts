@@ -4,7 +4,7 @@ import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import type { AddressPolicy } from '../../core/address-policy.js';
 import { normalizeAddress } from '../../core/endpoint.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { bindUdp, closeUdp } from '../shared/listen.js';
 import type { LobbyLimitReason } from './metrics.js';
 import type { LobbyWire } from './wire.js';
@@ -12,7 +12,7 @@ import type { LobbyWire } from './wire.js';
 export interface LobbyUdpDeps {
   readonly wire: LobbyWire;
   readonly addressPolicy: AddressPolicy;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<LobbyLimitReason>;
   readonly logger: Logger;
 }
 
@@ -53,7 +53,7 @@ export class LobbyUdp {
     // IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d; peers are told a.b.c.d.
     const address = normalizeAddress(remote.address);
     if (!this.deps.addressPolicy.allows(address)) {
-      return this.deps.limits.report('lobby', 'denied_peer' satisfies LobbyLimitReason, address);
+      return this.deps.limits.report('denied_peer', address);
     }
     this.deps.wire
       .datagram(datagram, { address, port: remote.port })

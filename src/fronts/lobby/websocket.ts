@@ -9,7 +9,7 @@ import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import type { Inbox, LocalDelivery } from '../../core/delivery.js';
 import type { ClientId, LobbyEvent } from '../../core/lobbies/index.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
 import type { LobbyLimitReason } from './metrics.js';
 import { WS_MAX_PAYLOAD, type LobbyWire } from './wire.js';
@@ -33,7 +33,7 @@ export interface LobbyWebSocketDeps {
   /** What the service delivers through: each connection is attached under its client id. */
   readonly delivery: LocalDelivery<LobbyEvent>;
   readonly clock: Clock;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<LobbyLimitReason>;
   readonly logger: Logger;
 }
 
@@ -77,7 +77,7 @@ export class LobbyWebSockets {
     const verdict = this.gate.admit(ip);
     if (verdict !== 'ok') {
       const reason: LobbyLimitReason = verdict === 'total' ? 'max_connections' : 'max_connections_per_ip';
-      this.deps.limits.report('lobby', reason, ip);
+      this.deps.limits.report(reason, ip);
       refuseUpgrade(socket, BUSY_RESPONSE);
       return;
     }
@@ -122,7 +122,7 @@ export class LobbyWebSockets {
       // Frames already on the wire when the socket started closing are dropped.
       if (ws.readyState !== WebSocket.OPEN) return;
       if (!bucket.take()) {
-        limits.report('lobby', 'message_rate' satisfies LobbyLimitReason, ip);
+        limits.report('message_rate', ip);
         ws.close(CLOSE.policy, 'message rate exceeded');
         return;
       }

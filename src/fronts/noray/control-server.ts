@@ -6,10 +6,10 @@ import type { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, LineDecoder, parseCommand } from './codec.js';
 import type { ControlPeer, HostSession, NorayCommands } from './handlers.js';
-import type { NorayMetrics } from './metrics.js';
+import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import { listenTcp } from '../shared/listen.js';
 import { endWithMessage } from '../shared/socket-close.js';
 
@@ -25,7 +25,7 @@ export interface ControlServerOptions {
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<NorayLimitReason>;
   readonly maxConnections: number;
   readonly maxConnectionsPerIp: number;
   readonly messageRate: number;
@@ -79,7 +79,7 @@ export class ControlServer {
     socket.on('error', (error) => logger.debug({ remote, err: error.message }, 'control socket error'));
     const verdict = this.gate.admit(ip);
     if (verdict !== 'ok') {
-      limits.report('noray', verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
+      limits.report(verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
       this.refused.add(socket);
       socket.once('close', () => this.refused.delete(socket));
       endWithMessage(socket, encodeCommand('error', 'server busy: too many connections'));
@@ -121,7 +121,7 @@ export class ControlServer {
         if (ended || socket.destroyed) return;
         if (socket.writableLength > this.options.maxPendingBytes) {
           metrics.connectionsClosed.inc({ reason: 'slow_reader' });
-          limits.report('noray', 'slow_reader', ip);
+          limits.report('slow_reader', ip);
           closing = true;
           ended = true;
           socket.destroy();
@@ -136,7 +136,7 @@ export class ControlServer {
 
     loginTimer = this.options.clock.setTimeout(() => {
       if (peer.session) return;
-      limits.report('noray', 'login_timeout', ip);
+      limits.report('login_timeout', ip);
       closeWithError('login_timeout', 'no register-host in time');
     }, this.options.loginTimeoutMs);
 
@@ -146,7 +146,7 @@ export class ControlServer {
       for (const line of result.lines) {
         if (closing || socket.destroyed) break;
         if (!bucket.take()) {
-          limits.report('noray', 'message_rate', ip);
+          limits.report('message_rate', ip);
           closeWithError('message_rate', 'too many commands, slow down');
           break;
         }
@@ -160,7 +160,7 @@ export class ControlServer {
         });
       }
       if (!result.ok) {
-        limits.report('noray', 'line_too_long', ip);
+        limits.report('line_too_long', ip);
         closeWithError('line_too_long', `line too long (max ${this.options.maxLineLength} bytes)`);
       }
     });

@@ -5,9 +5,9 @@ import type { Delivery } from '../../core/delivery.js';
 import type { SessionRecord, SessionStore } from '../../core/directory.js';
 import type { UdpRelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
-import type { NorayMetrics } from './metrics.js';
+import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 
 /** The far end of one control connection, as the handlers see it. */
 export interface ControlPeer {
@@ -39,7 +39,7 @@ export interface NorayHandlerDeps {
   readonly metrics: NorayMetrics;
   /** Most sessions registered through this process at once. */
   readonly maxSessions: number;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<NorayLimitReason>;
   readonly addressPolicy: AddressPolicy;
 }
 
@@ -111,7 +111,7 @@ export class NorayCommands {
       peer.session = null;
       await this.endSession(previous);
     } else if (this.local.size >= this.deps.maxSessions) {
-      this.deps.limits.report('noray', 'max_sessions', peer.remote);
+      this.deps.limits.report('max_sessions', peer.remote);
       return this.fail(peer, 'server full, try later');
     }
     const session = requestedOid !== '' ? await this.claim(peer, requestedOid) : await this.claimFresh(peer);
@@ -170,7 +170,7 @@ export class NorayCommands {
     if (!relay) return this.fail(peer, 'relaying is disabled on this server');
     const { addressPolicy } = this.deps;
     if (!addressPolicy.allows(hostEndpoint.address) || !addressPolicy.allows(requesterEndpoint.address)) {
-      this.deps.limits.report('noray', 'denied_peer', peer.remote);
+      this.deps.limits.report('denied_peer', peer.remote);
       return this.fail(peer, 'relaying to this address is not allowed');
     }
     const result = relay.introduce(requesterEndpoint, hostEndpoint);

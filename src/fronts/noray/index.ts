@@ -4,14 +4,13 @@ import { LocalDelivery } from '../../core/delivery.js';
 import { OwnEndpoints } from '../../core/own-endpoints.js';
 import { MemorySessionStore } from '../../core/directory.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
-import { isDescriptorExhaustion, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
+import { isDescriptorExhaustion, openFileAdvice, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
 import { UdpRelayEngine } from '../../core/relay/engine.js';
 import { SessionRegistrar } from '../../core/session-registrar.js';
-import { openFileAdvice } from '../../ops/open-files.js';
 import type { Front, FrontDeps } from '../front.js';
 import { ControlServer } from './control-server.js';
 import { NorayCommands, type HostSession } from './handlers.js';
-import { createNorayMetrics, registerRelayMetrics } from './metrics.js';
+import { createNorayMetrics, registerRelayMetrics, type NorayLimitReason } from './metrics.js';
 import { RegistrarSocket } from './registrar-socket.js';
 import { relayBindingOutcome } from './relay-ports.js';
 
@@ -38,6 +37,7 @@ export class NorayFront implements Front {
     const { config, clock } = deps;
     const logger = deps.logger.child({ front: 'noray' });
     const metrics = createNorayMetrics(deps.metrics);
+    const limits = deps.limits.forFront<NorayLimitReason>('noray');
     const addressPolicy = new AddressPolicy(config.denyPrivatePeers);
     this.relayBudget =
       config.udpRelayPorts === null ? null : relayPortBudget(config.udpRelayPorts.length, readOpenFileLimit());
@@ -71,7 +71,7 @@ export class NorayFront implements Front {
       logger,
       metrics,
       maxSessions: config.maxSessions,
-      limits: deps.limits,
+      limits,
       addressPolicy,
     }));
     this.control =
@@ -87,7 +87,7 @@ export class NorayFront implements Front {
             metrics,
             logger,
             clock,
-            limits: deps.limits,
+            limits,
             maxConnections: config.maxConnections,
             maxConnectionsPerIp: config.maxConnectionsPerIp,
             messageRate: config.messageRate,
@@ -110,7 +110,7 @@ export class NorayFront implements Front {
             metrics,
             logger,
             addressPolicy,
-            limits: deps.limits,
+            limits,
             onMoved: (from, to) => this.relay?.move(from, to),
           });
   }

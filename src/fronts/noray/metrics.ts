@@ -1,6 +1,19 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { UdpRelayEngine } from '../../core/relay/engine.js';
-import { collectedCounter, collectedLabelledCounter, collectedSumCountHistogram } from '../../ops/metrics.js';
+import { collectedCounter, collectedLabelledCounter, collectedSumCountHistogram } from '../shared/metrics.js';
+
+/** Why the noray front refused something: the `reason` of `noray_limit_rejections_total{front="noray"}`. */
+export type NorayLimitReason =
+  | 'max_connections'
+  | 'max_connections_per_ip'
+  | 'login_timeout'
+  | 'message_rate'
+  | 'line_too_long'
+  | 'slow_reader'
+  | 'max_sessions'
+  | 'denied_peer'
+  | 'own_address'
+  | 'registrar_reply_rate';
 
 /** The noray front's metrics, with upstream noray's names where it has them. */
 export function createNorayMetrics(registry: Registry) {

@@ -5,10 +5,10 @@ import type { Clock } from '../../core/clock.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { sourceKey } from '../../core/limits/source-key.js';
 import { normalizeAddress, type Endpoint } from '../../core/endpoint.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import type { SessionRegistrar, SessionRegistration } from '../../core/session-registrar.js';
 import type { HostSession } from './handlers.js';
-import type { NorayMetrics } from './metrics.js';
+import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 
 const OK = Buffer.from('OK');
 const UNKNOWN = Buffer.from('Unknown host pid!');
@@ -30,7 +30,7 @@ export interface RegistrarSocketOptions {
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
   readonly addressPolicy: AddressPolicy;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<NorayLimitReason>;
   /** A registered player re-registered from a new endpoint (its relays follow it). */
   readonly onMoved?: (from: Endpoint, to: Endpoint) => void;
 }
@@ -85,7 +85,7 @@ export class RegistrarSocket {
     const address = normalizeAddress(fromAddress);
     if (this.options.isOwnEndpoint(address, fromPort)) {
       metrics.registrarFail.inc();
-      this.options.limits.report('noray', 'own_address', address);
+      this.options.limits.report('own_address', address);
       return;
     }
     const secret = this.pidOf(message);
@@ -96,7 +96,7 @@ export class RegistrarSocket {
     }
     if (!addressPolicy.allows(address)) {
       metrics.registrarFail.inc();
-      this.options.limits.report('noray', 'denied_peer', address);
+      this.options.limits.report('denied_peer', address);
       this.replyShort(DENIED, message.length, fromAddress, fromPort);
       return;
     }
@@ -149,7 +149,7 @@ export class RegistrarSocket {
   private reply(payload: Buffer, address: string, port: number): void {
     const source = normalizeAddress(address);
     if (!this.replies.take(sourceKey(source))) {
-      this.options.limits.report('noray', 'registrar_reply_rate', source);
+      this.options.limits.report('registrar_reply_rate', source);
       return;
     }
     this.socket.send(payload, port, address);

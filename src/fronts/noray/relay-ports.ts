@@ -1,7 +1,6 @@
 import { describePorts } from '../../config/load.js';
-import { isDescriptorExhaustion, type RelayPortBudget } from '../../core/open-files.js';
+import { isDescriptorExhaustion, openFileAdvice, type RelayPortBudget } from '../../core/open-files.js';
 import type { BindFailure } from '../../core/relay/port-pool.js';
-import { openFileAdvice } from '../../ops/open-files.js';
 
 /** What became of binding the relay ports: nothing to say, one warning, or a reason not to start. */
 export type RelayBindingOutcome =

@@ -1,6 +1,6 @@
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Server } from 'node:net';
-import { throttleDescriptorErrors } from '../../ops/open-files.js';
+import { throttleDescriptorErrors } from '../../core/open-files.js';
 
 /**
  * Listens and resolves with the bound port; rejects with the listen error (EADDRINUSE, EACCES...)
