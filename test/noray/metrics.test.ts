@@ -222,7 +222,7 @@ describe('noray front metrics after real relayed traffic', () => {
     expect(m.get('noray_relay_expired')).toBe(2);
     expect(m.get('noray_relay_ports_free')).toBe(8);
     expect(m.get('noray_limit_rejections_total{front="noray",reason="login_timeout"}')).toBe(1);
-    expect(m.get('noray_tcp_closed_total{reason="login_timeout"}')).toBe(1);
+    expect(m.get('noray_tcp_closes_total{reason="login_timeout"}')).toBe(1);
     // Counters keep what they counted.
     expect(m.get('noray_relay_size_sum')).toBe(810);
     expect(m.get('noray_relay_size_count')).toBe(9);

@@ -49,7 +49,7 @@ export function createNorayMetrics(registry: Registry) {
       registers: [registry],
     }),
     connectionsClosed: new Counter({
-      name: 'noray_tcp_closed_total',
+      name: 'noray_tcp_closes_total',
       help: 'Control connections closed by the server, by reason',
       labelNames: ['reason'],
       registers: [registry],
