@@ -7,6 +7,7 @@ import { randomIdGenerator, randomToken } from '../../core/ids.js';
 import { isDescriptorExhaustion, openFileAdvice, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
 import { UdpRelayEngine } from '../../core/relay/engine.js';
 import { SessionRegistrar } from '../../core/session-registrar.js';
+import type { Config, ConfigKey } from '../../config/schema.js';
 import type { Front, FrontDeps } from '../front.js';
 import { ControlServer } from './control-server.js';
 import { NorayCommands, type HostSession } from './handlers.js';
@@ -30,34 +31,36 @@ export class NorayFront implements Front {
   private readonly relayBudget: RelayPortBudget | null;
   private readonly control: ControlServer | null;
   private readonly registrarSocket: RegistrarSocket | null;
-  private readonly deps: FrontDeps;
+  private readonly deps: NorayDeps;
+  private readonly options: NorayOptions;
 
-  constructor(deps: FrontDeps) {
+  constructor(deps: NorayDeps, options: NorayOptions) {
     this.deps = deps;
-    const { config, clock } = deps;
+    this.options = options;
+    const { clock } = deps;
     const logger = deps.logger.child({ front: 'noray' });
     const metrics = createNorayMetrics(deps.metrics);
     const limits = deps.limits.forFront<NorayLimitReason>('noray');
-    const addressPolicy = new AddressPolicy(config.denyPrivatePeers);
+    const addressPolicy = new AddressPolicy(options.denyPrivatePeers);
     this.relayBudget =
-      config.udpRelayPorts === null ? null : relayPortBudget(config.udpRelayPorts.length, readOpenFileLimit());
+      options.udpRelayPorts === null ? null : relayPortBudget(options.udpRelayPorts.length, readOpenFileLimit());
     this.relay =
-      config.udpRelayPorts === null || this.relayBudget === null
+      options.udpRelayPorts === null || this.relayBudget === null
         ? null
         : new UdpRelayEngine({
-            host: config.udpHost,
+            host: options.udpHost,
             // Within the open-file budget: the ports past it would take descriptors connections need.
-            ports: config.udpRelayPorts.slice(0, this.relayBudget.bind),
+            ports: options.udpRelayPorts.slice(0, this.relayBudget.bind),
             clock,
-            idleTimeoutMs: config.udpRelayTimeout,
-            cleanupIntervalMs: config.udpRelayCleanupInterval,
-            maxIndividualBytesPerSecond: config.udpRelayMaxIndividualTraffic,
-            maxGlobalBytesPerSecond: config.udpRelayMaxGlobalTraffic,
-            trafficIntervalMs: config.udpRelayTrafficInterval,
-            maxLifetimeMs: config.udpRelayMaxLifetimeDuration,
-            maxLifetimeBytes: config.udpRelayMaxLifetimeTraffic,
-            socketBufferBytes: config.udpRelaySocketBuffer,
-            relearnAfterMs: config.udpRelayRelearnAfter,
+            idleTimeoutMs: options.udpRelayTimeout,
+            cleanupIntervalMs: options.udpRelayCleanupInterval,
+            maxIndividualBytesPerSecond: options.udpRelayMaxIndividualTraffic,
+            maxGlobalBytesPerSecond: options.udpRelayMaxGlobalTraffic,
+            trafficIntervalMs: options.udpRelayTrafficInterval,
+            maxLifetimeMs: options.udpRelayMaxLifetimeDuration,
+            maxLifetimeBytes: options.udpRelayMaxLifetimeTraffic,
+            socketBufferBytes: options.udpRelaySocketBuffer,
+            relearnAfterMs: options.udpRelayRelearnAfter,
           });
     if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
     const commands = (this.commands = new NorayCommands({
@@ -65,22 +68,22 @@ export class NorayFront implements Front {
       addresses: this.addresses,
       delivery: this.delivery,
       relay: this.relay,
-      newOid: randomIdGenerator(config.oidCharset, config.oidLength),
-      newPid: randomIdGenerator(config.pidCharset, config.pidLength),
+      newOid: randomIdGenerator(options.oidCharset, options.oidLength),
+      newPid: randomIdGenerator(options.pidCharset, options.pidLength),
       newSessionId: randomToken,
       logger,
       metrics,
-      maxSessions: config.maxSessions,
+      maxSessions: options.maxSessions,
       limits,
       addressPolicy,
     }));
     this.control =
-      config.socketPort === null
+      options.socketPort === null
         ? null
         : new ControlServer({
-            host: config.socketHost,
-            port: config.socketPort,
-            maxLineLength: config.socketMaxLineLength,
+            host: options.socketHost,
+            port: options.socketPort,
+            maxLineLength: options.socketMaxLineLength,
             maxPendingBytes: MAX_PENDING_REPLY_BYTES,
             commands,
             delivery: this.delivery,
@@ -88,22 +91,22 @@ export class NorayFront implements Front {
             logger,
             clock,
             limits,
-            maxConnections: config.maxConnections,
-            maxConnectionsPerIp: config.maxConnectionsPerIp,
-            messageRate: config.messageRate,
-            messageBurst: config.messageBurst,
-            loginTimeoutMs: config.loginTimeout,
+            maxConnections: options.maxConnections,
+            maxConnectionsPerIp: options.maxConnectionsPerIp,
+            messageRate: options.messageRate,
+            messageBurst: options.messageBurst,
+            loginTimeoutMs: options.loginTimeout,
           });
     this.registrarSocket =
-      config.udpRegistrarPort === null
+      options.udpRegistrarPort === null
         ? null
         : new RegistrarSocket({
-            host: config.udpHost,
-            port: config.udpRegistrarPort,
-            pidLength: config.pidLength,
-            pidCharset: config.pidCharset,
-            replyRate: config.udpRegistrarReplyRate,
-            replyBurst: config.udpRegistrarReplyBurst,
+            host: options.udpHost,
+            port: options.udpRegistrarPort,
+            pidLength: options.pidLength,
+            pidCharset: options.pidCharset,
+            replyRate: options.udpRegistrarReplyRate,
+            replyBurst: options.udpRegistrarReplyBurst,
             clock,
             isOwnEndpoint: (address, port) => this.ownEndpoints.has(address, port),
             registrar: new SessionRegistrar(this.sessions, this.addresses),
@@ -121,18 +124,18 @@ export class NorayFront implements Front {
    * at least NORAY_UDP_RELAY_MIN_PORTS (one by default), or the start fails.
    */
   async start(): Promise<void> {
-    const { config } = this.deps;
+    const { options } = this;
     const logger = this.deps.logger.child({ front: 'noray' });
-    if (this.relay && this.relayBudget && config.udpRelayPorts) {
+    if (this.relay && this.relayBudget && options.udpRelayPorts) {
       const started = Date.now();
       const failures = await this.relay.start();
       const bound = this.relay.stats.boundPorts;
       const outcome = relayBindingOutcome({
-        configuredPorts: config.udpRelayPorts,
+        configuredPorts: options.udpRelayPorts,
         budget: this.relayBudget,
         bound,
         failures,
-        minPorts: config.udpRelayMinPorts,
+        minPorts: options.udpRelayMinPorts,
       });
       if (outcome.kind === 'fatal') throw new Error(outcome.message);
       if (outcome.kind === 'partial') logger.warn(outcome.fields, outcome.message);
@@ -177,6 +180,50 @@ export class NorayFront implements Front {
   }
 }
 
-export function createNorayFront(deps: FrontDeps): NorayFront {
-  return new NorayFront(deps);
+/** The config keys the noray front reads. */
+const NORAY_OPTION_KEYS = [
+  'denyPrivatePeers',
+  'loginTimeout',
+  'maxConnections',
+  'maxConnectionsPerIp',
+  'maxSessions',
+  'messageBurst',
+  'messageRate',
+  'oidCharset',
+  'oidLength',
+  'pidCharset',
+  'pidLength',
+  'socketHost',
+  'socketMaxLineLength',
+  'socketPort',
+  'udpHost',
+  'udpRegistrarPort',
+  'udpRegistrarReplyBurst',
+  'udpRegistrarReplyRate',
+  'udpRelayCleanupInterval',
+  'udpRelayMaxGlobalTraffic',
+  'udpRelayMaxIndividualTraffic',
+  'udpRelayMaxLifetimeDuration',
+  'udpRelayMaxLifetimeTraffic',
+  'udpRelayMinPorts',
+  'udpRelayPorts',
+  'udpRelayRelearnAfter',
+  'udpRelaySocketBuffer',
+  'udpRelayTimeout',
+  'udpRelayTrafficInterval',
+] as const satisfies readonly ConfigKey[];
+
+/** What the noray front is configured with: its own slice of the config. */
+export type NorayOptions = Pick<Config, (typeof NORAY_OPTION_KEYS)[number]>;
+
+/** What the noray front is built with, besides its options. */
+export type NorayDeps = Omit<FrontDeps, 'config'>;
+
+/** The one place the noray front reads the config. */
+export function norayOptions(config: Config): NorayOptions {
+  return Object.fromEntries(NORAY_OPTION_KEYS.map((key) => [key, config[key]])) as NorayOptions;
+}
+
+export function createNorayFront({ config, ...deps }: FrontDeps): NorayFront {
+  return new NorayFront(deps, norayOptions(config));
 }
