@@ -5,6 +5,7 @@ import type { App } from '../src/app.js';
 import { listenTcp } from '../src/fronts/shared/listen.js';
 import { throttleDescriptorErrors } from '../src/core/open-files.js';
 import { port, startApp } from './helpers/app.js';
+import { parseSamples } from './helpers/metrics.js';
 
 const UPSTREAM_METRICS = [
   'noray_tcp_connections',
@@ -31,8 +32,7 @@ function opsUrl(app: App, path: string): string {
 
 /** The value of an unlabelled sample in Prometheus text. */
 function sample(text: string, name: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+  return parseSamples(text).get(name);
 }
 
 const sockets: Socket[] = [];

@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { encodeMessage } from '../../src/fronts/lobby/codec.js';
 import { SourceRateLimiter } from '../../src/core/limits/source-rate-limiter.js';
 import { ABORT_REASONS, TEXTS } from '../../src/fronts/lobby/errors.js';
+import { rejections } from '../helpers/metrics.js';
 import { clientPool, startLobby } from './fixtures.js';
 import { eventually, http } from './orion-client.js';
 
@@ -26,9 +27,8 @@ afterEach(async () => {
 });
 
 
-async function rejections(app: App, reason: string): Promise<number> {
-  const metric = await app.metrics.getSingleMetric('noray_limit_rejections_total')?.get();
-  return metric?.values.find((v) => v.labels.front === 'lobby' && v.labels.reason === reason)?.value ?? 0;
+function lobbyRejections(app: App, reason: string): Promise<number> {
+  return rejections(app.metrics, 'lobby', reason);
 }
 
 type UpgradeOutcome = { kind: 'registered' } | { kind: 'refused'; status: number; body: string };
@@ -68,8 +68,8 @@ describe('lobby front limits: WebSocket connections', () => {
     const b = await connect(httpPort);
     const refused = await upgrade(httpPort);
     expect(refused).toMatchObject({ kind: 'refused', status: 503 });
-    expect(await rejections(app, 'max_connections_per_ip')).toBe(1);
-    expect(await rejections(app, 'max_connections')).toBe(0);
+    expect(await lobbyRejections(app, 'max_connections_per_ip')).toBe(1);
+    expect(await lobbyRejections(app, 'max_connections')).toBe(0);
     // The refused socket held no slot and made no client.
     expect(app.front('lobby')?.stats()).toMatchObject({ admitted: 2, clients: 2 });
 
@@ -93,7 +93,7 @@ describe('lobby front limits: WebSocket connections', () => {
     const { app, httpPort } = await lobbyApp({ maxConnections: 1 });
     const only = await connect(httpPort);
     expect(await upgrade(httpPort)).toMatchObject({ kind: 'refused', status: 503 });
-    expect(await rejections(app, 'max_connections')).toBe(1);
+    expect(await lobbyRejections(app, 'max_connections')).toBe(1);
     expect((await only.createLobby()).status).toBe(201);
   });
 
@@ -108,7 +108,7 @@ describe('lobby front limits: WebSocket connections', () => {
     for (let i = 0; i < 50; i++) flooder.chat(lobbyId, `spam ${i}`);
     expect(await flooder.waitClosed()).toBe(1008);
     expect(await calm.next('lobby_peerDisconnect')).toEqual({ lobbyId, peerName: 'Flooder' });
-    expect(await rejections(app, 'message_rate')).toBe(1);
+    expect(await lobbyRejections(app, 'message_rate')).toBe(1);
 
     calm.chat(lobbyId, 'mine');
     expect(await calm.next('lobby_messaging_received')).toBeDefined();
@@ -133,7 +133,7 @@ describe('lobby front limits: HTTP', () => {
     expect(limited.headers.get('access-control-allow-origin')).toBe('*');
     const post = await http(httpPort, 'POST', '/lobbies', { token: 'x' });
     expect(post.status).toBe(429);
-    expect(await rejections(app, 'http_rate')).toBe(2);
+    expect(await lobbyRejections(app, 'http_rate')).toBe(2);
     if (onLinux) expect(await getFrom(httpPort, '/ping', OTHER_SOURCE)).toBe(200);
   });
 
@@ -149,7 +149,7 @@ describe('lobby front limits: HTTP', () => {
     const refused = await second.createLobby();
     expect(refused.status).toBe(503);
     expect(refused.body).toEqual({ errors: [TEXTS.tooManyLobbies] });
-    expect(await rejections(app, 'max_lobbies')).toBe(1);
+    expect(await lobbyRejections(app, 'max_lobbies')).toBe(1);
     expect((await joiner.join(lobbyId, 'J')).status).toBe(200);
 
     // The slot frees when the lobby closes.
@@ -172,7 +172,7 @@ describe('lobby front limits: UDP', () => {
     await member.sendUdp();
     expect(await host.next('ptpMediation_aborted')).toEqual({ abortReason: ABORT_REASONS.serverConnectTimeout });
     expect(host.count('ptpMediation_peersConnection_start')).toBe(0);
-    await eventually(async () => (await rejections(app, 'denied_peer')) === 2);
+    await eventually(async () => (await lobbyRejections(app, 'denied_peer')) === 2);
     // Lobbies and chat are unaffected.
     member.chat(lobbyId, 'ok');
     expect(await host.next('lobby_messaging_received')).toMatchObject({ message: { message: 'ok' } });

@@ -3,6 +3,7 @@ import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
+import { rejections } from '../helpers/metrics.js';
 import { NetfoxClient } from './netfox.js';
 
 const clients: NetfoxClient[] = [];
@@ -20,10 +21,8 @@ async function player(app: App): Promise<NetfoxClient> {
   return client;
 }
 
-async function metric(app: App, reason: string): Promise<number> {
-  const text = await app.metrics.getSingleMetricAsString('noray_limit_rejections_total');
-  const line = text.split('\n').find((l) => l.includes(`front="noray"`) && l.includes(`reason="${reason}"`));
-  return line ? Number(line.split(' ').pop()) : 0;
+function metric(app: App, reason: string): Promise<number> {
+  return rejections(app.metrics, 'noray', reason);
 }
 
 describe('noray front limits', () => {

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
+import { parseSamples } from '../helpers/metrics.js';
 import { bindLocalPort, NetfoxClient } from './netfox.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -16,22 +17,10 @@ afterEach(() => {
   for (const socket of sockets.splice(0)) socket.close();
 });
 
-/** Samples of Prometheus text by `name{label="value",...}` with labels sorted, so order does not matter. */
-function parse(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match) continue;
-    const labels = (match[2] ?? '').match(/\w+="(?:[^"\\]|\\.)*"/g) ?? [];
-    samples.set(`${match[1]}${labels.length ? `{${labels.sort().join(',')}}` : ''}`, Number(match[3]));
-  }
-  return samples;
-}
-
 async function scrape(app: App): Promise<Map<string, number>> {
   const response = await fetch(`http://127.0.0.1:${port(app, 'ops', 'http')}/metrics`);
   expect(response.status).toBe(200);
-  return parse(await response.text());
+  return parseSamples(await response.text());
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {

@@ -13,6 +13,7 @@ import type { HostSession } from '../../src/fronts/noray/handlers.js';
 import { createNorayMetrics } from '../../src/fronts/noray/metrics.js';
 import { RegistrarSocket } from '../../src/fronts/noray/registrar-socket.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
+import { rejections } from '../helpers/metrics.js';
 
 const PID = 'p'.repeat(16);
 const open: Array<Socket | RegistrarSocket> = [];
@@ -99,11 +100,7 @@ describe('registrar socket', () => {
     const player = await udp();
     const replies = repliesOf(player);
     for (let i = 0; i < 20; i++) player.send(PID, socket.port, '127.0.0.1');
-    const withheld = async () => {
-      const text = await registry.getSingleMetricAsString('noray_limit_rejections_total');
-      return Number(/reason="registrar_reply_rate"} (\d+)/.exec(text)?.[1] ?? 0);
-    };
-    await expect.poll(withheld).toBe(15);
+    await expect.poll(() => rejections(registry, 'noray', 'registrar_reply_rate')).toBe(15);
     expect(replies).toHaveLength(5);
     clock.advance(1000);
     player.send(PID, socket.port, '127.0.0.1');
