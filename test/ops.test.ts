@@ -91,7 +91,9 @@ describe('ops server', () => {
       fronts: Record<string, { ports: Record<string, unknown>; stats: Record<string, number> }>;
     };
     expect(health.status).toBe('ok');
+    // The app started moments ago in this test.
     expect(health.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    expect(health.uptimeSeconds).toBeLessThan(60);
     expect(Object.keys(health.fronts)).toEqual(['noray']);
     const noray = health.fronts.noray;
     expect(noray?.ports).toEqual({
