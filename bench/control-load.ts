@@ -7,7 +7,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { LineClient } from './lib/lines.js';
+import { NetfoxClient } from '../test/clients/netfox.js';
 import { serve } from './lib/rpc.js';
 
 const HOST = '127.0.0.1';
@@ -78,15 +78,14 @@ function norayFlows(params: { control: number; registrar: number; concurrency: n
     const hostUdp = await udpSocket();
     const clientUdp = await udpSocket();
     return async () => {
-      const [host, client] = await Promise.all([LineClient.open(params.control), LineClient.open(params.control)]);
+      const [host, client] = await Promise.all([NetfoxClient.connect(params.control), NetfoxClient.connect(params.control)]);
       try {
-        host.send('register-host');
-        client.send('register-host');
-        const [oid, hostPid, , clientPid] = await Promise.all([host.next('set-oid'), host.next('set-pid'), client.next('set-oid'), client.next('set-pid')]);
+        await Promise.all([host.registerHost(), client.registerHost()]);
+        const [oid, hostPid, clientPid] = [host.oid, host.pid, client.pid];
         const [a, b] = await Promise.all([udpUntilReply(hostUdp, hostPid, params.registrar), udpUntilReply(clientUdp, clientPid, params.registrar)]);
         if (a !== 'OK' || b !== 'OK') throw new Error(`registrar said ${a}/${b}`);
-        client.send(`connect-relay ${oid}`);
-        await Promise.all([client.next('connect-relay'), host.next('connect-relay')]);
+        client.putCommand('connect-relay', oid);
+        await Promise.all([client.next('connect-relay', 10_000), host.next('connect-relay', 10_000)]);
       } finally {
         host.close();
         client.close();

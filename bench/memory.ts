@@ -1,6 +1,6 @@
 /** Memory per idle relay port, per idle relay and per idle noray session, measured in a server process. */
 import { Child } from './lib/child.js';
-import { LineClient } from './lib/lines.js';
+import { NetfoxClient } from '../test/clients/netfox.js';
 import type { BenchContext } from './context.js';
 import { norayEnv, startNoray } from './relay.js';
 
@@ -33,19 +33,19 @@ export async function memorySuite(ctx: BenchContext): Promise<MemoryResults> {
   await empty.server.kill();
   const { server, ports: np } = await startNoray(ctx, norayEnv(ports), 'noray-mem');
   const peers = await Child.start('udp-peer.ts', { label: 'mem-peers', cpu: ctx.loadCpu });
-  const clients: LineClient[] = [];
+  const clients: NetfoxClient[] = [];
   try {
     const base = await server.call<Mem>('memory');
     const perBoundPort = per(m0, base, ports);
     await peers.call('bind', { count: sessions });
-    const registered: { client: LineClient; oid: string; pid: string }[] = [];
+    const registered: { client: NetfoxClient; oid: string; pid: string }[] = [];
     for (let i = 0; i < sessions; i += 100) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(100, sessions - i) }, async () => {
-          const client = await LineClient.open(np.control);
+          const client = await NetfoxClient.connect(np.control);
           clients.push(client);
-          client.send('register-host');
-          return { client, oid: await client.next('set-oid'), pid: await client.next('set-pid') };
+          await client.registerHost();
+          return { client, oid: client.oid, pid: client.pid };
         }),
       );
       registered.push(...batch);
@@ -55,8 +55,8 @@ export async function memorySuite(ctx: BenchContext): Promise<MemoryResults> {
     for (let i = 0; i + 1 < sessions; i += 2) {
       const a = registered[i]!;
       const b = registered[i + 1]!;
-      a.client.send(`connect-relay ${b.oid}`);
-      await Promise.all([a.client.next('connect-relay'), b.client.next('connect-relay')]);
+      a.client.putCommand('connect-relay', b.oid);
+      await Promise.all([a.client.next('connect-relay', 10_000), b.client.next('connect-relay', 10_000)]);
     }
     const relays = sessions - (sessions % 2);
     const withRelays = await server.call<Mem>('memory');

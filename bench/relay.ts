@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Child, cpuPercent, sampleProc } from './lib/child.js';
-import { LineClient } from './lib/lines.js';
+import { NetfoxClient } from '../test/clients/netfox.js';
 import type { BenchContext } from './context.js';
 
 export type Target = 'noray' | 'bare' | 'direct' | 'native';
@@ -94,6 +94,8 @@ export function norayEnv(ports: number, extra: Record<string, string> = {}): Rec
     NORAY_UDP_RELAY_TIMEOUT: '1h',
     // One IP (loopback) plays every client: lift the per-IP and per-connection rate limits (still checked).
     NORAY_MAX_CONNECTIONS: '1000000',
+    NORAY_UDP_REGISTRAR_REPLY_RATE: '1000000',
+    NORAY_UDP_REGISTRAR_REPLY_BURST: '1000000',
     NORAY_MAX_CONNECTIONS_PER_IP: '1000000',
     NORAY_MESSAGE_RATE: '10000000',
     NORAY_MESSAGE_BURST: '10000000',
@@ -118,16 +120,14 @@ export async function startNoray(ctx: BenchContext, env: Record<string, string>,
 }
 
 /** Registers 2N sessions and introduces them in pairs; returns the relay port each side must send to. */
-async function norayPairs(ctx: BenchContext, ports: NorayPorts, ep: Endpoints): Promise<{ aTargets: number[]; bTargets: number[]; clients: LineClient[] }> {
+async function norayPairs(ctx: BenchContext, ports: NorayPorts, ep: Endpoints): Promise<{ aTargets: number[]; bTargets: number[]; clients: NetfoxClient[] }> {
   const n = ep.aPorts.length;
-  const clients: LineClient[] = [];
+  const clients: NetfoxClient[] = [];
   const register = async () => {
-    const client = await LineClient.open(ports.control);
+    const client = await NetfoxClient.connect(ports.control);
     clients.push(client);
-    client.send('register-host');
-    const oid = await client.next('set-oid');
-    const pid = await client.next('set-pid');
-    return { client, oid, pid };
+    await client.registerHost();
+    return { client, oid: client.oid, pid: client.pid };
   };
   const as = [];
   const bs = [];
@@ -143,8 +143,8 @@ async function norayPairs(ctx: BenchContext, ports: NorayPorts, ep: Endpoints): 
   for (let i = 0; i < n; i++) {
     const a = as[i]!;
     const b = bs[i]!;
-    a.client.send(`connect-relay ${b.oid}`);
-    const [toB, toA] = await Promise.all([a.client.next('connect-relay'), b.client.next('connect-relay')]);
+    a.client.putCommand('connect-relay', b.oid);
+    const [toB, toA] = await Promise.all([a.client.next('connect-relay', 10_000), b.client.next('connect-relay', 10_000)]);
     aTargets.push(Number(toB));
     bTargets.push(Number(toA));
   }

@@ -1,10 +1,10 @@
 // Well-behaved clients: one function per front that runs one complete flow and verifies every
 // answer. Anything unexpected throws; the caller counts it as an error of a well-behaved client.
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { handshakeOverPacketPeer, NetfoxClient } from '../../test/noray/netfox.js';
-import { OrionClient } from '../../test/lobby/orion-client.js';
-import { RoccoClient, type Received } from '../../test/tcprelay/client.js';
-import { loginClient, loginServer, type WsPeer } from '../../test/wsrelay/peer.js';
+import { handshakeOverPacketPeer, NetfoxClient } from '../../test/clients/netfox.js';
+import { OrionClient } from '../../test/clients/orion.js';
+import { RoccoClient, type Received } from '../../test/clients/rocco.js';
+import { loginClient, loginServer, type WsPeer } from '../../test/clients/carparty.js';
 import { HOST, type Ports } from './server.js';
 import { check, expectEqual, rnd, sleep, within } from './util.js';
 

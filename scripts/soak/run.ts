@@ -8,10 +8,10 @@
 // Exit code 0 only if every check passed. The last line is `SOAK RESULT {json}` for tools.
 import { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { NetfoxClient } from '../../test/noray/netfox.js';
-import { OrionClient } from '../../test/lobby/orion-client.js';
-import { RoccoClient } from '../../test/tcprelay/client.js';
-import { loginClient, loginServer } from '../../test/wsrelay/peer.js';
+import { NetfoxClient } from '../../test/clients/netfox.js';
+import { OrionClient } from '../../test/clients/orion.js';
+import { RoccoClient } from '../../test/clients/rocco.js';
+import { loginClient, loginServer } from '../../test/clients/carparty.js';
 import { Chaos } from './chaos.js';
 import { lobbyFlow, norayFlow, RelayBudget, tcprelayFlow, wsrelayFlow } from './flows.js';
 import { canBind, RELAY_PORT_COUNT, ServerProcess, type Health } from './server.js';
@@ -72,7 +72,7 @@ type Check = { name: string; ok: boolean; detail: string };
 const log = (text: string) => process.stdout.write(`${text}\n`);
 
 /** Stats that are capacities, not live state: they are not expected to drop to 0. */
-const isCapacity = (key: string) => /free/i.test(key);
+const isCapacity = (key: string) => /free|bound|configured/i.test(key);
 
 function leftovers(health: Health): Record<string, number> {
   const out: Record<string, number> = {};

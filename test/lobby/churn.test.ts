@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { startLobby } from './fixtures.js';
-import { eventually, OrionClient } from './orion-client.js';
+import { eventually, OrionClient } from '../clients/orion.js';
 
 const GROUPS = 120; // three clients each: 360 clients
 const CONCURRENT_GROUPS = 12;

@@ -3,7 +3,7 @@ import type { App } from '../../src/app.js';
 import { ABORT_REASONS } from '../../src/fronts/lobby/errors.js';
 import { port, startApp } from '../helpers/app.js';
 import { clientPool, startLobby } from './fixtures.js';
-import { eventually, http, OrionClient } from './orion-client.js';
+import { eventually, http, OrionClient } from '../clients/orion.js';
 
 const UNREGISTERED = 'The client is unregistered. Try reconnecting.';
 

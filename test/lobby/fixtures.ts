@@ -2,7 +2,7 @@ import { afterEach } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { port, startApp } from '../helpers/app.js';
-import { OrionClient } from './orion-client.js';
+import { OrionClient } from '../clients/orion.js';
 
 /** A lobby front on ephemeral ports with a 50 ms reminder interval and long timeouts; stopped after the test. */
 export async function startLobby(overrides: Partial<Config> = {}): Promise<{ app: App; httpPort: number; udpPort: number }> {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { port, startApp } from '../helpers/app.js';
 import { runs } from '../helpers/fuzz.js';
-import { http, OrionClient } from './orion-client.js';
+import { http, OrionClient } from '../clients/orion.js';
 
 const name = fc.oneof(fc.string({ maxLength: 60 }), fc.stringMatching(/^\w[\w ]{0,49}$/), fc.constant(''), fc.integer());
 

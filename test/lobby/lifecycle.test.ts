@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { systemClock } from '../../src/core/clock.js';
 import { LobbyFront, type LobbyOptions } from '../../src/fronts/lobby/index.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
-import { OrionClient } from './orion-client.js';
+import { OrionClient } from '../clients/orion.js';
 
 const OPTIONS: LobbyOptions = {
   host: '127.0.0.1',

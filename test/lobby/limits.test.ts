@@ -9,7 +9,7 @@ import { SourceRateLimiter } from '../../src/core/limits/source-rate-limiter.js'
 import { ABORT_REASONS, TEXTS } from '../../src/fronts/lobby/errors.js';
 import { rejections } from '../helpers/metrics.js';
 import { clientPool, startLobby } from './fixtures.js';
-import { eventually, http } from './orion-client.js';
+import { eventually, http } from '../clients/orion.js';
 
 // Every test client comes from 127.0.0.1, so per-IP limits apply to all of them. A second source
 // is 127.0.0.2: Linux routes all of 127.0.0.0/8 to the loopback interface.

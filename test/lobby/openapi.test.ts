@@ -8,7 +8,7 @@ import { buildOpenApiDocument, inputSchema, openApiPath } from '../../src/fronts
 import { ROUTES, type RouteSpec } from '../../src/fronts/lobby/routes.js';
 import { runs } from '../helpers/fuzz.js';
 import { clientPool, startLobby } from './fixtures.js';
-import { http, type HttpAnswer } from './orion-client.js';
+import { http, type HttpAnswer } from '../clients/orion.js';
 
 type JsonSchema = {
   type?: string;

@@ -5,7 +5,7 @@
 // local port the registrar saw. Exits when stdin closes, so it never outlives the test.
 import type { Socket as UdpSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
-import { blastHostHandshake, bindLocalPort, handshakeOverPacketPeer, NetfoxClient } from '../noray/netfox.js';
+import { blastHostHandshake, bindLocalPort, handshakeOverPacketPeer, NetfoxClient } from '../clients/netfox.js';
 import { checkStream, datagram, isHandshakeStatus, MAX_PAYLOAD } from './payload.js';
 import type { Address, Command, ReplyLine, RequestLine, Requests } from './protocol.js';
 

@@ -10,7 +10,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { NorayFront } from '../../src/fronts/noray/index.js';
 import { port, startApp } from '../helpers/app.js';
 import { rejections } from '../helpers/metrics.js';
-import { bindLocalPort, blastHostHandshake, handshakeOverPacketPeer, NetfoxClient } from './netfox.js';
+import { bindLocalPort, blastHostHandshake, handshakeOverPacketPeer, NetfoxClient } from '../clients/netfox.js';
 
 const clients: NetfoxClient[] = [];
 const sockets: UdpSocket[] = [];
@@ -297,7 +297,7 @@ describe('UDP registrar', () => {
   });
 
   it('rate-limits replies to one source', async () => {
-    const app = await startNoray();
+    const app = await startNoray({ udpRegistrarReplyRate: 50, udpRegistrarReplyBurst: 100 });
     const registrar = port(app, 'noray', 'registrar');
     const udp = createSocket('udp4');
     sockets.push(udp);

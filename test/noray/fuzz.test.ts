@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { port, startApp } from '../helpers/app.js';
 import { runs } from '../helpers/fuzz.js';
-import { NetfoxClient } from './netfox.js';
+import { NetfoxClient } from '../clients/netfox.js';
 
 describe('noray front under arbitrary input', () => {
   it('registrar: any datagram gets no reply or at most as many bytes back, never OK for a non-pid', async () => {

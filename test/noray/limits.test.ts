@@ -4,7 +4,7 @@ import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
 import { rejections } from '../helpers/metrics.js';
-import { NetfoxClient } from './netfox.js';
+import { NetfoxClient } from '../clients/netfox.js';
 
 const clients: NetfoxClient[] = [];
 afterEach(() => {

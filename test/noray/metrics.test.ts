@@ -6,7 +6,7 @@ import type { App } from '../../src/app.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
 import { parseSamples } from '../helpers/metrics.js';
-import { bindLocalPort, NetfoxClient } from './netfox.js';
+import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanEnv, Run } from '../helpers/spawned.js';
-import { bindLocalPort, NetfoxClient } from './netfox.js';
+import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const BIN = join(ROOT, 'dist', 'bin', 'noray.js');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { port, startApp } from '../helpers/app.js';
-import { raw, RoccoClient } from './client.js';
+import { raw, RoccoClient } from '../clients/rocco.js';
 
 const header = (n: number) => {
   const b = Buffer.alloc(4);

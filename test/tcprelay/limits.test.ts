@@ -3,7 +3,7 @@ import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
-import { raw, RoccoClient } from './client.js';
+import { raw, RoccoClient } from '../clients/rocco.js';
 
 const ZERO = { connections: 0, ids: 0, admitted: 0 };
 const BUSY = '{"payloadType":"ERROR","payload":"Server busy: too many connections"}';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { port, startApp } from '../helpers/app.js';
-import { raw, RoccoClient } from './client.js';
+import { raw, RoccoClient } from '../clients/rocco.js';
 
 async function relay(overrides = {}) {
   const app = await startApp({ tcprelayPort: 0, ...overrides });

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { port, startApp } from '../helpers/app.js';
-import { loginClient, loginServer, WsPeer } from './peer.js';
+import { loginClient, loginServer, WsPeer } from '../clients/carparty.js';
 
 const HANDSHAKE =
   'GET /churn HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +

@@ -5,7 +5,7 @@ import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
-import { loginClient, loginServer, WsPeer } from './peer.js';
+import { loginClient, loginServer, WsPeer } from '../clients/carparty.js';
 
 const ZERO = { connections: 0, rooms: 0, clients: 0, admitted: 0 };
 const disconnect = (id: string) => JSON.stringify({ action: 'disconnect', client_id: id });

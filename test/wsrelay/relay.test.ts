@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
-import { loginClient, loginServer, WsPeer } from './peer.js';
+import { loginClient, loginServer, WsPeer } from '../clients/carparty.js';
 
 async function relay(overrides = {}) {
   const app = await startApp({ wsrelayPort: 0, ...overrides });

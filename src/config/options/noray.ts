@@ -69,13 +69,13 @@ export const norayOptions = {
   }),
   udpRegistrarReplyRate: option({
     env: 'NORAY_UDP_REGISTRAR_REPLY_RATE',
-    default: '50',
+    default: '1000',
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
     describe: 'Registrar replies per second to one source IP (IPv6: per /64); registrations above it are still taken, unanswered',
   }),
   udpRegistrarReplyBurst: option({
     env: 'NORAY_UDP_REGISTRAR_REPLY_BURST',
-    default: '100',
+    default: '2000',
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
     describe: 'Registrar replies one source IP may get at once before the rate applies',
   }),
