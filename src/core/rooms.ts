@@ -1,6 +1,8 @@
-// Message routing between the members of named groups, with no knowledge of any wire format.
-// Used by the message-relay fronts (and later lobby chat): a front wraps each connection in a
-// Member, the room decides who gets a message, the Member's deliver() puts it on the wire.
+// Message routing between the members of one group, within one process, with no knowledge of any
+// wire format: a Member wraps a connection, the room decides who gets a message, the Member's
+// deliver() puts it on the wire. Lobby chat still routes through it. State shared between
+// processes does not belong here: the message relays keep their rooms in a RoomStore
+// (room-store.ts), whose records hold ids and whose messages go through a Delivery.
 
 /** One participant of a room. The same connection may appear as several Member objects over time. */
 export interface Member<M> {
@@ -127,48 +129,5 @@ export class Room<M> {
       this.failures++;
       return false;
     }
-  }
-}
-
-/** Rooms by unique code. */
-export class Rooms<M> {
-  private readonly rooms = new Map<string, Room<M>>();
-
-  /** Opens a room owned by `owner`; undefined when the code is taken. */
-  open(code: string, owner: Member<M> | null, options: RoomOptions = {}): Room<M> | undefined {
-    if (this.rooms.has(code)) return undefined;
-    const room = new Room<M>(code, owner, options, (closed) => {
-      // The code may already belong to a newer room only if this one was replaced; check identity.
-      if (this.rooms.get(closed.code) === closed) this.rooms.delete(closed.code);
-    });
-    this.rooms.set(code, room);
-    return room;
-  }
-
-  get(code: string): Room<M> | undefined {
-    return this.rooms.get(code);
-  }
-
-  /** Closes the room with this code, releasing its members. */
-  close(code: string): boolean {
-    const room = this.rooms.get(code);
-    if (room === undefined) return false;
-    room.close();
-    return true;
-  }
-
-  closeAll(): void {
-    for (const room of [...this.rooms.values()]) room.close();
-  }
-
-  get size(): number {
-    return this.rooms.size;
-  }
-
-  /** Open rooms and members over all rooms (owners not counted). */
-  stats(): { rooms: number; members: number } {
-    let members = 0;
-    for (const room of this.rooms.values()) members += room.size;
-    return { rooms: this.rooms.size, members };
   }
 }

@@ -1,5 +1,7 @@
+// The in-process Room that lobby chat routes through. The relays' rooms (RoomStore) have their
+// contract suite in contracts/rooms.test.ts.
 import { describe, expect, it } from 'vitest';
-import { Room, Rooms, type Member } from '../../src/core/rooms.js';
+import { Room, type Member } from '../../src/core/rooms.js';
 
 interface TestMember extends Member<string> {
   got: Array<[string, string | null]>;
@@ -21,27 +23,18 @@ function member(id: string): TestMember {
   return m;
 }
 
-describe('Rooms', () => {
-  it('opens a room per unique code and refuses a taken code', () => {
-    const rooms = new Rooms<string>();
-    const a = rooms.open('SNEK', member('srv'));
-    expect(a).toBeDefined();
-    expect(rooms.open('SNEK', member('srv2'))).toBeUndefined();
-    expect(rooms.get('SNEK')).toBe(a);
-    expect(rooms.open('snek', member('srv3'))).toBeDefined();
-    expect(rooms.stats()).toEqual({ rooms: 2, members: 0 });
-  });
+const room = (owner: Member<string> | null = member('srv')) => new Room<string>('R', owner);
 
+describe('Room', () => {
   it('broadcasts to members, not the owner, in order', () => {
-    const rooms = new Rooms<string>();
     const owner = member('srv');
-    const room = rooms.open('R', owner)!;
+    const r = room(owner);
     const a = member('1');
     const b = member('2');
-    room.join(a);
-    room.join(b);
-    expect(room.broadcast('x')).toBe(2);
-    expect(room.broadcast('y')).toBe(2);
+    r.join(a);
+    r.join(b);
+    expect(r.broadcast('x')).toBe(2);
+    expect(r.broadcast('y')).toBe(2);
     expect(a.got).toEqual([
       ['x', null],
       ['y', null],
@@ -51,72 +44,67 @@ describe('Rooms', () => {
   });
 
   it('passes the sender along to the owner', () => {
-    const rooms = new Rooms<string>();
     const owner = member('srv');
-    const room = rooms.open('R', owner)!;
+    const r = room(owner);
     const a = member('7');
-    room.join(a);
-    expect(room.toOwner('hi', a)).toBe(true);
+    r.join(a);
+    expect(r.toOwner('hi', a)).toBe(true);
     expect(owner.got).toEqual([['hi', '7']]);
   });
 
   it('delivers to every member with an id; ids may repeat', () => {
-    const room = new Rooms<string>().open('R', member('srv'))!;
+    const r = room();
     const a1 = member('a');
     const a2 = member('a');
     const b = member('b');
-    for (const m of [a1, a2, b]) expect(room.join(m)).toBe('joined');
-    expect(room.toId('a', 'm')).toBe(2);
-    expect(room.toId('zzz', 'm')).toBe(0);
+    for (const m of [a1, a2, b]) expect(r.join(m)).toBe('joined');
+    expect(r.toId('a', 'm')).toBe(2);
+    expect(r.toId('zzz', 'm')).toBe(0);
     expect(a1.got).toHaveLength(1);
     expect(a2.got).toHaveLength(1);
     expect(b.got).toHaveLength(0);
-    room.leave(a1);
-    expect(room.toId('a', 'n')).toBe(1);
+    r.leave(a1);
+    expect(r.toId('a', 'n')).toBe(1);
     expect(a2.got.map(([m]) => m)).toEqual(['m', 'n']);
   });
 
   it('refuses a second holder of an id when ids are unique', () => {
-    const room = new Room<string>('dir', null, { uniqueIds: true });
+    const r = new Room<string>('dir', null, { uniqueIds: true });
     const a = member('x');
     const b = member('x');
-    expect(room.join(a)).toBe('joined');
-    expect(room.join(b)).toBe('id-taken');
-    expect(room.join(a)).toBe('joined');
-    expect(room.size).toBe(1);
+    expect(r.join(a)).toBe('joined');
+    expect(r.join(b)).toBe('id-taken');
+    expect(r.join(a)).toBe('joined');
+    expect(r.size).toBe(1);
     // Removal checks the member object: the refused one cannot remove the holder.
-    expect(room.leave(b)).toBe(false);
-    expect(room.hasId('x')).toBe(true);
-    expect(room.leave(a)).toBe(true);
-    expect(room.hasId('x')).toBe(false);
-    expect(room.join(b)).toBe('joined');
-    expect(room.toOwner('m', a)).toBe(false);
+    expect(r.leave(b)).toBe(false);
+    expect(r.hasId('x')).toBe(true);
+    expect(r.leave(a)).toBe(true);
+    expect(r.hasId('x')).toBe(false);
+    expect(r.join(b)).toBe('joined');
+    expect(r.toOwner('m', a)).toBe(false);
   });
 
-  it('closing releases every member and frees the code', () => {
-    const rooms = new Rooms<string>();
-    const room = rooms.open('R', member('srv'))!;
+  it('closing releases every member once and tells whoever registered for it', () => {
+    const closed: string[] = [];
+    const r = new Room<string>('R', member('srv'), {}, (c) => closed.push(c.code));
     const ms = [member('1'), member('2'), member('2')];
-    for (const m of ms) room.join(m);
-    expect(rooms.stats()).toEqual({ rooms: 1, members: 3 });
-    expect(rooms.close('R')).toBe(true);
+    for (const m of ms) r.join(m);
+    r.close();
     expect(ms.map((m) => m.releasedCount)).toEqual([1, 1, 1]);
-    expect(rooms.stats()).toEqual({ rooms: 0, members: 0 });
-    expect(room.closed).toBe(true);
-    expect(room.join(member('3'))).toBe('closed');
-    expect(room.leave(ms[0]!)).toBe(false);
-    expect(room.broadcast('late')).toBe(0);
-    room.close();
+    expect(closed).toEqual(['R']);
+    expect(r.closed).toBe(true);
+    expect(r.size).toBe(0);
+    expect(r.join(member('3'))).toBe('closed');
+    expect(r.leave(ms[0]!)).toBe(false);
+    expect(r.broadcast('late')).toBe(0);
+    r.close();
     expect(ms.map((m) => m.releasedCount)).toEqual([1, 1, 1]);
-    const again = rooms.open('R', member('srv2'));
-    expect(again).toBeDefined();
-    // An old room closing late must not unregister the new holder of its code.
-    room.close();
-    expect(rooms.get('R')).toBe(again);
+    expect(closed).toEqual(['R']);
   });
 
   it('never throws on the delivery path and keeps delivering to the others', () => {
-    const room = new Rooms<string>().open('R', member('srv'))!;
+    const r = room();
     const bad: Member<string> = {
       id: 'bad',
       deliver() {
@@ -127,17 +115,17 @@ describe('Rooms', () => {
       },
     };
     const good = member('good');
-    room.join(bad);
-    room.join(good);
-    expect(room.broadcast('x')).toBe(1);
-    expect(room.toId('bad', 'y')).toBe(0);
+    r.join(bad);
+    r.join(good);
+    expect(r.broadcast('x')).toBe(1);
+    expect(r.toId('bad', 'y')).toBe(0);
     expect(good.got).toHaveLength(1);
-    expect(room.deliveryFailures).toBe(2);
-    expect(() => room.close()).not.toThrow();
+    expect(r.deliveryFailures).toBe(2);
+    expect(() => r.close()).not.toThrow();
   });
 
   it('tolerates members leaving during a fan-out', () => {
-    const room = new Rooms<string>().open('R', member('srv'))!;
+    const r = room();
     const got: string[] = [];
     const ms: Member<string>[] = [];
     for (let i = 0; i < 5; i++) {
@@ -147,25 +135,14 @@ describe('Rooms', () => {
           got.push(m.id);
           // Each member that receives drops the next one, as a slow-reader disconnect would.
           const next = ms[i + 1];
-          if (next) room.leave(next);
+          if (next) r.leave(next);
         },
       };
       ms.push(m);
-      room.join(m);
+      r.join(m);
     }
-    room.broadcast('x');
+    r.broadcast('x');
     expect(got).toEqual(['0', '2', '4']);
-    expect(room.size).toBe(3);
-  });
-
-  it('closeAll leaves nothing behind', () => {
-    const rooms = new Rooms<string>();
-    for (let i = 0; i < 100; i++) {
-      const room = rooms.open(`r${i}`, member('srv'))!;
-      for (let j = 0; j < 3; j++) room.join(member(String(j)));
-    }
-    expect(rooms.stats()).toEqual({ rooms: 100, members: 300 });
-    rooms.closeAll();
-    expect(rooms.stats()).toEqual({ rooms: 0, members: 0 });
+    expect(r.size).toBe(3);
   });
 });

@@ -1,8 +1,10 @@
 // The relay's routing without sockets: which frames go to whom, in which order, and what state a peer is left in.
 import { describe, expect, it } from 'vitest';
+import { MemoryRoomStore } from '../../src/core/room-store.js';
 import { frame, type Frame } from '../../src/fronts/tcprelay/codec.js';
 import type { Rejection, RelayedType } from '../../src/fronts/tcprelay/metrics.js';
 import { TcpRelayRouter, type RelayPeer } from '../../src/fronts/tcprelay/router.js';
+import { PromisedRoomStore } from '../wsrelay/promised-room-store.js';
 
 interface FakePeer extends RelayPeer {
   readonly name: string;
@@ -10,7 +12,9 @@ interface FakePeer extends RelayPeer {
   readonly deadline: { cancelled: boolean; cancel(): void };
 }
 
-function setup(ids: string[] = []) {
+/** `promised`: the router works over a store that answers with promises, as a networked one does. */
+function setup(ids: string[] = [], promised = false) {
+  const store = promised ? new PromisedRoomStore() : new MemoryRoomStore();
   /** Every frame sent to any peer, as its JSON text, in the order it was sent. */
   const wire: Array<{ to: string; text: string }> = [];
   const relayed: RelayedType[] = [];
@@ -18,6 +22,7 @@ function setup(ids: string[] = []) {
   const picked = [...ids];
   let counter = 0;
   const router = new TcpRelayRouter({
+    rooms: store,
     metrics: { relayed: (type) => relayed.push(type), rejected: (reason) => rejected.push(reason) },
     newId: () => picked.shift() ?? `id${++counter}`,
   });
@@ -49,8 +54,10 @@ function setup(ids: string[] = []) {
     wire.length = 0;
     return p;
   };
-  const idOf = (p: RelayPeer) => (p.state.kind === 'member' ? p.state.member.id : p.state.kind);
-  return { router, wire, relayed, rejected, peer, member, send, idOf };
+  const idOf = (p: RelayPeer) => (p.state.kind === 'member' ? p.state.id : p.state.kind);
+  /** Resolves once the promised store has answered everything asked so far. */
+  const settled = () => (store instanceof PromisedRoomStore ? store.settled() : Promise.resolve());
+  return { router, wire, relayed, rejected, peer, member, send, idOf, settled };
 }
 
 const NOT_INITIALIZED = '{"payloadType":"ERROR","payload":"Not initialized: send INIT first"}';
@@ -237,5 +244,68 @@ describe('tcprelay router: CLOSE and disconnect', () => {
     expect(router.disconnected(p)).toBe(true);
     expect(p.deadline.cancelled).toBe(true);
     expect(p.state.kind).toBe('gone');
+  });
+});
+
+describe('tcprelay router over a store that answers with promises', () => {
+  const init = (id: string) => `{"payloadType":"INIT","destination":"${id}"}`;
+  const message = (from: string, to: string, payload: string) =>
+    `{"payloadType":"MESSAGE","source":"${from}","destination":"${to}","payload":"${payload}"}`;
+
+  it("keeps one sender's frames in order, INIT first, while its store calls are pending", async () => {
+    const { router, wire, peer, send, settled } = setup([], true);
+    const b = peer('b');
+    send(b, frame('INIT', 'b'));
+    await settled();
+    const a = peer('a');
+    send(a, frame('INIT', 'a'));
+    for (let i = 0; i < 5; i++) send(a, frame('MESSAGE', undefined, 'b', String(i)));
+    send(a, frame('CLOSE'));
+    send(a, frame('MESSAGE', undefined, 'b', 'after close'));
+    await settled();
+    expect(wire).toEqual([
+      { to: 'b', text: init('b') },
+      { to: 'a', text: init('a') },
+      ...Array.from({ length: 5 }, (_, i) => ({ to: 'b', text: message('a', 'b', String(i)) })),
+      { to: 'a', text: NOT_INITIALIZED },
+    ]);
+    expect(router.ids).toBe(1);
+  });
+
+  it('gives an id to exactly one of two connections asking at once', async () => {
+    const { router, wire, rejected, peer, send, idOf, settled } = setup([], true);
+    const peers = [peer('p1'), peer('p2')];
+    for (const p of peers) send(p, frame('INIT', 'same'));
+    await settled();
+    expect(peers.map(idOf).sort()).toEqual(['login', 'same']);
+    expect(wire.map((w) => w.text).sort()).toEqual([
+      '{"payloadType":"ERROR","destination":"same","payload":"ClientId: same is already initialized"}',
+      init('same'),
+    ]);
+    expect(rejected).toEqual(['id_taken']);
+    expect(router.ids).toBe(1);
+  });
+
+  it('picks again when a picked id is taken, and gives back an id whose connection ended while it was claimed', async () => {
+    const { router, wire, peer, send, idOf, settled } = setup(['taken', 'fresh'], true);
+    const holder = peer('holder');
+    send(holder, frame('INIT', 'taken'));
+    await settled();
+    const anon = peer('anon');
+    send(anon, frame('INIT'));
+    await settled();
+    expect(idOf(anon)).toBe('fresh');
+    const brief = peer('brief');
+    send(brief, frame('INIT', 'brief'));
+    expect(router.disconnected(brief)).toBe(true);
+    await settled();
+    expect(router.ids).toBe(2);
+    wire.length = 0;
+    // The id is free again.
+    const next = peer('next');
+    send(next, frame('INIT', 'brief'));
+    await settled();
+    expect(wire).toEqual([{ to: 'next', text: init('brief') }]);
+    expect(idOf(holder)).toBe('taken');
   });
 });

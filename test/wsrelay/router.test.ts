@@ -3,10 +3,19 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import { Rooms } from '../../src/core/rooms.js';
+import { LocalDelivery } from '../../src/core/delivery.js';
+import { MemoryRoomStore } from '../../src/core/room-store.js';
 import { createWsRelayMetrics } from '../../src/fronts/wsrelay/metrics.js';
-import { LOGGING_IN, WsRelayRouter, type Outgoing, type PeerState, type RelayPeer } from '../../src/fronts/wsrelay/router.js';
+import {
+  LOGGING_IN,
+  WsRelayRouter,
+  type Delivered,
+  type Outgoing,
+  type PeerState,
+  type RelayPeer,
+} from '../../src/fronts/wsrelay/router.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
+import { PromisedRoomStore } from './promised-room-store.js';
 
 /** Records what the router did to it; `wire` is shared by every peer of one setup, in order. */
 class FakePeer implements RelayPeer {
@@ -55,17 +64,21 @@ class FakePeer implements RelayPeer {
   }
 }
 
-function setup(maxRooms = 100) {
+/** `promised`: the router works over a store that answers with promises, as a networked one does. */
+function setup(maxRooms = 100, promised = false) {
   const registry = new Registry();
   const logger = pino({ level: 'silent' });
-  const rooms = new Rooms<Outgoing>();
+  /** Read at once by the tests, whichever store the router uses. */
+  const rooms = new MemoryRoomStore();
+  const store = promised ? new PromisedRoomStore(rooms) : rooms;
+  const delivery = new LocalDelivery<Delivered>();
   const metrics = createWsRelayMetrics(registry, {
     connections: () => 0,
-    rooms: () => rooms.size,
-    clients: () => rooms.stats().members,
+    rooms: () => rooms.counts().rooms,
+    clients: () => rooms.counts().members,
   });
   const limits = new LimitReporter(registry, logger, new ManualClock());
-  const router = new WsRelayRouter({ rooms, metrics, limits, logger, maxRooms });
+  const router = new WsRelayRouter({ rooms: store, delivery, metrics, limits, logger, maxRooms });
   const wire: string[] = [];
   const peer = (name: string) => new FakePeer(name, wire);
   const text = (p: FakePeer, message: string | object) =>
@@ -89,6 +102,9 @@ function setup(maxRooms = 100) {
   return {
     router,
     rooms,
+    delivery,
+    /** Resolves once the promised store has answered everything asked so far. */
+    settled: () => (store instanceof PromisedRoomStore ? store.settled() : Promise.resolve()),
     wire,
     peer,
     text,
@@ -111,12 +127,12 @@ describe('wsrelay router: login', () => {
     const host = server('host', 'SNEK');
     expect(host.state).toMatchObject({ kind: 'server' });
     expect(host.logins).toBe(1);
-    expect(rooms.get('SNEK')).toBeDefined();
+    expect(rooms.owner('SNEK')).toBeDefined();
     const phone = client('phone', 'SNEK', '467123746');
-    expect(phone.state).toMatchObject({ kind: 'client', member: { id: '467123746' } });
+    expect(phone.state).toMatchObject({ kind: 'client', clientId: '467123746', code: 'SNEK' });
     expect(phone.logins).toBe(1);
     expect(wire).toEqual(['host <- {"action":"connect","client_id":"467123746"}']);
-    expect(rooms.stats()).toEqual({ rooms: 1, members: 1 });
+    expect(rooms.counts()).toEqual({ rooms: 1, members: 1 });
   });
 
   it('ignores extra fields and a client_id on a server login', () => {
@@ -167,7 +183,7 @@ describe('wsrelay router: login', () => {
     const phone = client('phone', 'CODE', '1');
     text(first, 'still here');
     expect(wire).toEqual(['second closed 1008', `first <- ${connect('1')}`, 'phone <- still here']);
-    expect(rooms.size).toBe(1);
+    expect(rooms.counts().rooms).toBe(1);
     expect(phone.state.kind).toBe('client');
     expect(await closes('code_taken')).toBe(1);
   });
@@ -198,7 +214,7 @@ describe('wsrelay router: login', () => {
     expect(refused.closedWith).toBe(1008);
     expect(taken.closedWith).toBe(1008);
     expect(wire).toEqual(['b closed 1008', 'a2 closed 1008']);
-    expect(rooms.size).toBe(1);
+    expect(rooms.counts().rooms).toBe(1);
     expect(await rejections('max_rooms')).toBe(1);
     expect(await closes('max_rooms')).toBe(1);
     expect(await closes('code_taken')).toBe(1);
@@ -318,7 +334,7 @@ describe('wsrelay router: clients to the server', () => {
     text(phone, '{"broken":');
     expect(phone.state).toEqual({ kind: 'gone' });
     expect(wire).toEqual([`host <- ${connect('5')}`, `host <- ${disconnect('5')}`, 'phone closed 1007']);
-    expect(rooms.stats()).toEqual({ rooms: 1, members: 0 });
+    expect(rooms.counts()).toEqual({ rooms: 1, members: 0 });
     expect(await closes('invalid_json')).toBe(1);
   });
 
@@ -382,7 +398,7 @@ describe('wsrelay router: leaving', () => {
       expect(phone.state).toEqual({ kind: 'gone' });
       expect(phone.sent).toEqual([]);
     }
-    expect(rooms.stats()).toEqual({ rooms: 0, members: 0 });
+    expect(rooms.counts()).toEqual({ rooms: 0, members: 0 });
     expect(await closes('server_left')).toBe(3);
     // A released client ends only once: its own close later counts nothing more.
     expect(router.end(phones[0]!, 'closed')).toBe(false);
@@ -403,5 +419,78 @@ describe('wsrelay router: leaving', () => {
     text(quiet, { action: 'login_server', server_code: 'LATE' });
     expect(quiet.logins).toBe(0);
     expect(wire).toEqual([]);
+  });
+});
+
+describe('wsrelay router over a store that answers with promises', () => {
+  it('keeps the order of each sender while its store calls are pending', async () => {
+    const { router, rooms, wire, text, server, client, settled, dropped } = setup(100, true);
+    const host = server('host', 'P');
+    // Sent before the room is open: waits for the login, then reaches nobody.
+    text(host, 'early');
+    await settled();
+    expect(host.state.kind).toBe('server');
+    // Sent while the login is pending: they wait for it.
+    const phone = client('phone', 'P', '1');
+    for (let i = 0; i < 3; i++) text(phone, { i });
+    await settled();
+    for (let i = 3; i < 5; i++) text(phone, { i });
+    router.end(phone, 'closed');
+    expect(phone.state.kind).toBe('gone');
+    await settled();
+    expect(host.sent).toEqual([
+      connect('1'),
+      ...Array.from({ length: 5 }, (_, i) => JSON.stringify({ i, client_id: '1' })),
+      disconnect('1'),
+    ]);
+    expect(await dropped('no_receiver')).toBe(1);
+    // Ended while its login is pending: what it sent after the login is dropped with it, like
+    // data in flight when a connection drops, and its server hears neither connect nor disconnect.
+    const brief = client('brief', 'P', '9');
+    text(brief, { lost: true });
+    router.end(brief, 'closed');
+    await settled();
+    expect(host.sent).toHaveLength(7);
+    const phones = [client('p1', 'P', '1'), client('p2', 'P', '2')];
+    await settled();
+    wire.length = 0;
+    for (const message of ['a', 'b', '{"receiver_id":"2","n":1}', 'c', 'd']) text(host, message);
+    await settled();
+    expect(phones.map((p) => p.sent)).toEqual([
+      ['a', 'b', 'c', 'd'],
+      ['a', 'b', '{"receiver_id":"2","n":1}', 'c', 'd'],
+    ]);
+    router.end(host, 'closed');
+    await settled();
+    expect(phones.map((p) => p.closedWith)).toEqual([1000, 1000]);
+    expect(rooms.counts()).toEqual({ rooms: 0, members: 0 });
+  });
+
+  it('gives a code to exactly one of two servers logging in at once', async () => {
+    const { rooms, server, settled, closes } = setup(100, true);
+    const servers = [server('a', 'SAME'), server('b', 'SAME')];
+    await settled();
+    expect(servers.map((s) => s.state.kind).sort()).toEqual(['gone', 'server']);
+    expect(servers.map((s) => s.closedWith).sort()).toEqual([1008, null]);
+    expect(rooms.counts()).toEqual({ rooms: 1, members: 0 });
+    expect(await closes('code_taken')).toBe(1);
+  });
+
+  it('gives back what a peer got when it ended while its login was pending', async () => {
+    const { router, rooms, wire, server, client, settled } = setup(100, true);
+    const early = server('early', 'GONE');
+    router.end(early, 'closed');
+    await settled();
+    expect(rooms.counts()).toEqual({ rooms: 0, members: 0 });
+    const host = server('host', 'GONE');
+    await settled();
+    const phone = client('phone', 'GONE', '1');
+    router.end(phone, 'closed');
+    await settled();
+    // Neither connect nor disconnect: the client never was in the room as far as its server knows.
+    expect(host.sent).toEqual([]);
+    expect(wire).toEqual([]);
+    expect(rooms.counts()).toEqual({ rooms: 1, members: 0 });
+    expect(phone.late).toBe(0);
   });
 });

@@ -4,9 +4,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../core/clock.js';
+import { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
+import { MemoryRoomStore } from '../../core/room-store.js';
 import type { LimitReporter } from '../../ops/limit-reporter.js';
 import type { Front } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
@@ -85,7 +87,7 @@ export class TcpRelayServer implements Front {
       connections: () => this.conns.size,
       ids: () => this.router.ids,
     });
-    this.router = new TcpRelayRouter({ metrics: this.metrics });
+    this.router = new TcpRelayRouter({ metrics: this.metrics, rooms: new MemoryRoomStore(), delivery: new LocalDelivery<Buffer>() });
   }
 
   async start(): Promise<void> {

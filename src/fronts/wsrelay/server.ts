@@ -4,15 +4,16 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Timer } from '../../core/clock.js';
+import { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate, type GateVerdict } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
-import { Rooms } from '../../core/rooms.js';
+import { MemoryRoomStore } from '../../core/room-store.js';
 import type { Front, FrontDeps } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
 import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
-import { LOGGING_IN, WsRelayRouter, type Outgoing, type RelayPeer } from './router.js';
+import { LOGGING_IN, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
 
 /** What the wsrelay front reads of the config (picked in index.ts). */
 export interface WsRelayOptions {
@@ -62,7 +63,9 @@ const BUSY = busyResponse();
 export class WsRelayFront implements Front {
   readonly name = 'wsrelay';
   private readonly log;
-  private readonly rooms = new Rooms<Outgoing>();
+  /** This process's rooms; the front reads its counts at once for stats and gauges. */
+  private readonly rooms = new MemoryRoomStore();
+  private readonly delivery = new LocalDelivery<Delivered>();
   private readonly peers = new Map<WebSocket, Connection>();
   private readonly router: WsRelayRouter;
   /** Counts every upgraded connection from its upgrade request until its socket closes. */
@@ -79,13 +82,13 @@ export class WsRelayFront implements Front {
   ) {
     this.log = deps.logger.child({ front: 'wsrelay' });
     this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
-    const { peers, rooms } = this;
+    const { peers, rooms, delivery } = this;
     const metrics = createWsRelayMetrics(deps.metrics, {
       connections: () => peers.size,
-      rooms: () => rooms.size,
-      clients: () => rooms.stats().members,
+      rooms: () => rooms.counts().rooms,
+      clients: () => rooms.counts().members,
     });
-    this.router = new WsRelayRouter({ rooms, metrics, limits: deps.limits, logger: this.log, maxRooms: options.maxRooms });
+    this.router = new WsRelayRouter({ rooms, delivery, metrics, limits: deps.limits, logger: this.log, maxRooms: options.maxRooms });
   }
 
   async start(): Promise<void> {
@@ -130,12 +133,12 @@ export class WsRelayFront implements Front {
     // Every peer is told with a close frame (1001 going away; phones whose server went first get
     // 1000), the close handshakes get a moment, then whoever has not answered is cut off.
     // closeGracefully sends every close frame before its first await, so the rooms are closed
-    // and the corked sockets flushed right after the last frame, as before the wait.
+    // (each server's drop closes its room) and the corked sockets flushed right after the last
+    // frame, as before the wait.
     const closed = closeGracefully([...this.peers.keys()], (ws) => {
       const peer = this.peers.get(ws);
       if (peer !== undefined) this.drop(peer, 'shutdown', CLOSE.goingAway, false);
     });
-    this.rooms.closeAll();
     this.uncorkAll();
     await closed;
     const http = this.http;
@@ -154,7 +157,7 @@ export class WsRelayFront implements Front {
   }
 
   stats(): Record<string, number> {
-    const { rooms, members } = this.rooms.stats();
+    const { rooms, members } = this.rooms.counts();
     return { connections: this.peers.size, rooms, clients: members, admitted: this.gate.size };
   }
 
