@@ -1,6 +1,6 @@
-// The import direction of ARCHITECTURE.md, checked on every test run: a codec imports nothing of
-// ours, the core imports no front (nor ops), a front never imports another front, and only the
-// composition root imports fronts.
+// The import direction of docs/architecture.md, checked on every test run: a codec imports nothing
+// of ours, the core imports only the core, a front never imports another front nor ops, ops imports
+// only the front contract, and only the composition root imports fronts.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -63,6 +63,20 @@ describe('import direction', () => {
     '%s (shared front plumbing) imports no front',
     (_path, imports) => {
       expect(imports.filter((target) => frontOf(target) !== undefined)).toEqual([]);
+    },
+  );
+
+  it.each(all.filter((f) => f.path.startsWith('fronts/')).map((f) => [f.path, f.imports]))(
+    '%s imports nothing of ops',
+    (_path, imports) => {
+      expect(imports.filter((target) => target.startsWith('ops/'))).toEqual([]);
+    },
+  );
+
+  it.each(all.filter((f) => f.path.startsWith('ops/')).map((f) => [f.path, f.imports]))(
+    '%s (ops) imports no front, only the front contract',
+    (_path, imports) => {
+      expect(imports.filter((target) => target.startsWith('fronts/') && target !== 'fronts/front.ts')).toEqual([]);
     },
   );
 

@@ -11,8 +11,14 @@ export interface Delivery<M> {
 /** A connection's receiving end, as the socket glue attaches it. */
 export type Inbox<M> = (message: M) => void;
 
+/** A delivery that connections of this process attach to under their id. */
+export interface AttachableDelivery<M> extends Delivery<M> {
+  attach(recipient: string, inbox: Inbox<M>): void;
+  detach(recipient: string, inbox: Inbox<M>): void;
+}
+
 /** Delivery within one process: recipients are the connections attached here. */
-export class LocalDelivery<M> implements Delivery<M> {
+export class LocalDelivery<M> implements AttachableDelivery<M> {
   private readonly inboxes = new Map<string, Inbox<M>>();
 
   /** Makes `recipient` reachable; replaces an earlier inbox under the same id. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
-import type { LimitReporter } from '../ops/limit-reporter.js';
+import type { LimitReports } from '../core/limits/reporting.js';
 
 /** A protocol adapter: binds its sockets on start(), releases everything on stop(). */
 export interface Front {
@@ -24,5 +24,5 @@ export interface FrontDeps {
   readonly metrics: Registry;
   readonly clock: Clock;
   /** Counts and logs (throttled) every refusal by a limit. */
-  readonly limits: LimitReporter;
+  readonly limits: LimitReports;
 }

@@ -274,7 +274,7 @@ describe('tcprelay bad input', () => {
     await slow.closed;
     expect(stats(app)).toMatchObject({ ids: 1 });
     const closes = await app.metrics.getSingleMetric('noray_tcprelay_closes_total')!.get();
-    expect(closes.values).toContainEqual(expect.objectContaining({ labels: { reason: 'slow' }, value: 1 }));
+    expect(closes.values).toContainEqual(expect.objectContaining({ labels: { reason: 'slow_reader' }, value: 1 }));
   });
 
   it('stops cleanly with connections open', async () => {

@@ -4,7 +4,7 @@ import { MemoryRoomStore } from '../../src/core/room-store.js';
 import { frame, type Frame } from '../../src/fronts/tcprelay/codec.js';
 import type { Rejection, RelayedType } from '../../src/fronts/tcprelay/metrics.js';
 import { TcpRelayRouter, type RelayPeer } from '../../src/fronts/tcprelay/router.js';
-import { PromisedRoomStore } from '../wsrelay/promised-room-store.js';
+import { PromisedRoomStore } from '../helpers/promised-room-store.js';
 
 interface FakePeer extends RelayPeer {
   readonly name: string;

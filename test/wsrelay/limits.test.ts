@@ -205,7 +205,7 @@ describe('wsrelay slow game server', () => {
     for (const phone of phones) expect((await phone.closed).code).toBe(1000);
     server.ws.resume();
     await server.closed;
-    expect(await closes(app, 'slow')).toBe(1);
+    expect(await closes(app, 'slow_reader')).toBe(1);
     expect(await rejections(app, 'slow_reader')).toBe(1);
     await expect.poll(() => stats(app)).toEqual(ZERO);
     // The code is free again.

@@ -306,7 +306,7 @@ describe('wsrelay limits', () => {
     await slow.closed;
     expect(app.front('wsrelay')!.stats()).toMatchObject({ clients: 1 });
     const closes = await app.metrics.getSingleMetric('noray_wsrelay_closes_total')!.get();
-    expect(closes.values).toContainEqual(expect.objectContaining({ labels: { reason: 'slow' }, value: 1 }));
+    expect(closes.values).toContainEqual(expect.objectContaining({ labels: { reason: 'slow_reader' }, value: 1 }));
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { LocalDelivery } from '../../src/core/delivery.js';
 import { MemoryRoomStore } from '../../src/core/room-store.js';
-import { createWsRelayMetrics } from '../../src/fronts/wsrelay/metrics.js';
+import { createWsRelayMetrics, type WsRelayLimitReason } from '../../src/fronts/wsrelay/metrics.js';
 import {
   LOGGING_IN,
   WsRelayRouter,
@@ -15,7 +15,7 @@ import {
   type RelayPeer,
 } from '../../src/fronts/wsrelay/router.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
-import { PromisedRoomStore } from './promised-room-store.js';
+import { PromisedRoomStore } from '../helpers/promised-room-store.js';
 
 /** Records what the router did to it; `wire` is shared by every peer of one setup, in order. */
 class FakePeer implements RelayPeer {
@@ -77,7 +77,7 @@ function setup(maxRooms = 100, promised = false) {
     rooms: () => rooms.counts().rooms,
     clients: () => rooms.counts().members,
   });
-  const limits = new LimitReporter(registry, logger, new ManualClock());
+  const limits = new LimitReporter(registry, logger, new ManualClock()).forFront<WsRelayLimitReason>('wsrelay');
   const router = new WsRelayRouter({ rooms: store, delivery, metrics, limits, logger, maxRooms });
   const wire: string[] = [];
   const peer = (name: string) => new FakePeer(name, wire);
@@ -281,7 +281,7 @@ describe('wsrelay router: server to clients', () => {
     const slow = phones[1]!;
     slow.onSend = () => {
       slow.onSend = null;
-      if (router.end(slow, 'slow')) slow.close(1006);
+      if (router.end(slow, 'slow_reader')) slow.close(1006);
     };
     text(host, 'tick');
     expect(phones.map((phone) => phone.sent)).toEqual([['tick'], [], ['tick']]);

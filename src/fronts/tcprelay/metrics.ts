@@ -31,7 +31,7 @@ const MALFORMED = {
 export type CloseReason =
   | 'closed'
   | 'error'
-  | 'slow'
+  | 'slow_reader'
   | 'shutdown'
   | 'login_timeout'
   | 'message_rate'

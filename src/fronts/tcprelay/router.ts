@@ -1,7 +1,7 @@
 // The relay's logic without sockets: decoded frames in, core calls, encoded frames out to peers.
 import { randomUUID } from 'node:crypto';
 import type { Timer } from '../../core/clock.js';
-import { LocalDelivery, type Delivery, type Inbox } from '../../core/delivery.js';
+import { LocalDelivery, type AttachableDelivery, type Inbox } from '../../core/delivery.js';
 import { randomToken } from '../../core/ids.js';
 import { MemoryRoomStore, type Awaitable, type JoinOptions, type JoinResult, type RoomStore } from '../../core/room-store.js';
 import { encodeFrame, frame, type Frame } from './codec.js';
@@ -38,10 +38,7 @@ export interface RelayPeer {
 }
 
 /** The delivery the router puts frames through; it attaches its identified peers to it. */
-export interface TcpRelayDelivery extends Delivery<Buffer> {
-  attach(recipient: string, inbox: Inbox<Buffer>): void;
-  detach(recipient: string, inbox: Inbox<Buffer>): void;
-}
+export type TcpRelayDelivery = AttachableDelivery<Buffer>;
 
 export interface TcpRelayRouterDeps {
   readonly metrics: Pick<TcpRelayMetrics, 'relayed' | 'rejected'>;

@@ -9,7 +9,7 @@ import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { MemoryRoomStore } from '../../core/room-store.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitReports, LimitSink } from '../../core/limits/reporting.js';
 import type { Front } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
 import { endWithMessage } from '../shared/socket-close.js';
@@ -45,7 +45,7 @@ export interface TcpRelayDeps {
   readonly logger: Logger;
   readonly metrics: Registry;
   readonly clock: Clock;
-  readonly limits: LimitReporter;
+  readonly limits: LimitReports;
 }
 
 /** One accepted connection; `state` belongs to the router. */
@@ -76,12 +76,14 @@ export class TcpRelayServer implements Front {
   private server: Server | null = null;
   private boundPort = 0;
   private stopped = false;
+  private readonly limits: LimitSink<TcpRelayLimitReason>;
 
   constructor(
     private readonly options: TcpRelayOptions,
     private readonly deps: TcpRelayDeps,
   ) {
     this.log = deps.logger.child({ front: 'tcprelay' });
+    this.limits = deps.limits.forFront<TcpRelayLimitReason>('tcprelay');
     this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
     this.metrics = createTcpRelayMetrics(deps.metrics, {
       connections: () => this.conns.size,
@@ -184,7 +186,7 @@ export class TcpRelayServer implements Front {
     if (gone(conn)) return;
     if (conn.socket.writableLength > this.options.sendBuffer) {
       this.limit('slow_reader', conn.ip);
-      return this.drop(conn, 'slow');
+      return this.drop(conn, 'slow_reader');
     }
     conn.socket.write(data);
   }
@@ -212,6 +214,6 @@ export class TcpRelayServer implements Front {
   }
 
   private limit(reason: TcpRelayLimitReason, ip: string): void {
-    this.deps.limits.report('tcprelay', reason, ip);
+    this.limits.report(reason, ip);
   }
 }

@@ -8,7 +8,7 @@ export type CloseReason =
   | 'unknown_code'
   | 'invalid_json'
   | 'server_left'
-  | 'slow'
+  | 'slow_reader'
   | 'dead'
   | 'too_large'
   | 'protocol_error'

@@ -1,9 +1,9 @@
 // CarParty relay rules without sockets: login, who gets which message, what a leaving peer ends.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Delivery, Inbox } from '../../core/delivery.js';
+import type { AttachableDelivery, Inbox } from '../../core/delivery.js';
 import type { Awaitable, JoinResult, OpenResult, RoomStore } from '../../core/room-store.js';
-import type { LimitReporter } from '../../ops/limit-reporter.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { CLOSE } from '../shared/websocket.js';
 import { frameText, notice, parseLogin, stampClientId, targetOf } from './codec.js';
 import type { CloseReason, WsRelayLimitReason, WsRelayMetrics } from './metrics.js';
@@ -18,10 +18,7 @@ export const RELEASED: unique symbol = Symbol('released');
 export type Delivered = Outgoing | typeof RELEASED;
 
 /** The delivery the router puts messages through; it attaches its logged-in peers to it. */
-export interface WsRelayDelivery extends Delivery<Delivered> {
-  attach(recipient: string, inbox: Inbox<Delivered>): void;
-  detach(recipient: string, inbox: Inbox<Delivered>): void;
-}
+export type WsRelayDelivery = AttachableDelivery<Delivered>;
 
 /** A logged-in connection as the store and the delivery know it. */
 interface Link {
@@ -71,7 +68,7 @@ export interface WsRelayRouterDeps {
   readonly rooms: RoomStore;
   readonly delivery: WsRelayDelivery;
   readonly metrics: WsRelayMetrics;
-  readonly limits: LimitReporter;
+  readonly limits: LimitSink<WsRelayLimitReason>;
   readonly logger: Logger;
   /** Most rooms (server codes) at once; a server login past it is closed like a taken code. */
   readonly maxRooms: number;
@@ -175,7 +172,7 @@ export class WsRelayRouter {
     if (peer.state.kind === 'gone') return result === 'opened' ? this.closeRoom(code, link.connection) : undefined;
     if (result === 'full') {
       // Refused like a taken code: closed without a message.
-      this.deps.limits.report('wsrelay', 'max_rooms' satisfies WsRelayLimitReason, peer.ip);
+      this.deps.limits.report('max_rooms', peer.ip);
       return this.refuse(peer, 'max_rooms');
     }
     if (result === 'taken') return this.refuse(peer, 'code_taken');

@@ -7,6 +7,7 @@ import type { Timer } from '../../core/clock.js';
 import { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate, type GateVerdict } from '../../core/limits/connection-gate.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { MemoryRoomStore } from '../../core/room-store.js';
 import type { Front, FrontDeps } from '../front.js';
@@ -68,6 +69,7 @@ export class WsRelayFront implements Front {
   private readonly delivery = new LocalDelivery<Delivered>();
   private readonly peers = new Map<WebSocket, Connection>();
   private readonly router: WsRelayRouter;
+  private readonly limits: LimitSink<WsRelayLimitReason>;
   /** Counts every upgraded connection from its upgrade request until its socket closes. */
   private readonly gate: ConnectionGate;
   private http: Server | null = null;
@@ -81,6 +83,7 @@ export class WsRelayFront implements Front {
     private readonly options: WsRelayOptions,
   ) {
     this.log = deps.logger.child({ front: 'wsrelay' });
+    this.limits = deps.limits.forFront<WsRelayLimitReason>('wsrelay');
     this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
     const { peers, rooms, delivery } = this;
     const metrics = createWsRelayMetrics(deps.metrics, {
@@ -88,7 +91,7 @@ export class WsRelayFront implements Front {
       rooms: () => rooms.counts().rooms,
       clients: () => rooms.counts().members,
     });
-    this.router = new WsRelayRouter({ rooms, delivery, metrics, limits: deps.limits, logger: this.log, maxRooms: options.maxRooms });
+    this.router = new WsRelayRouter({ rooms, delivery, metrics, limits: this.limits, logger: this.log, maxRooms: options.maxRooms });
   }
 
   async start(): Promise<void> {
@@ -164,7 +167,7 @@ export class WsRelayFront implements Front {
   /** Over a connection limit: an HTTP 503 instead of the upgrade, then close. */
   private refuse(socket: Duplex, ip: string, verdict: Exclude<GateVerdict, 'ok'>): void {
     const reason: WsRelayLimitReason = verdict === 'total' ? 'max_connections' : 'max_connections_per_ip';
-    this.deps.limits.report('wsrelay', reason, ip);
+    this.limits.report(reason, ip);
     refuseUpgrade(socket, BUSY);
   }
 
@@ -194,7 +197,7 @@ export class WsRelayFront implements Front {
     peer.loginTimer = clock.setTimeout(() => {
       peer.loginTimer = null;
       if (peer.state.kind !== 'login') return;
-      this.deps.limits.report('wsrelay', 'login_timeout' satisfies WsRelayLimitReason, ip);
+      this.limits.report('login_timeout', ip);
       this.drop(peer, 'login_timeout', CLOSE.policy);
     }, this.options.loginTimeoutMs);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(peer, data as Buffer, isBinary));
@@ -203,7 +206,7 @@ export class WsRelayFront implements Front {
       // ws has already started closing with the right code (1009 too large, 1007 bad UTF-8, 1002).
       const reason: CloseReason = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'protocol_error';
       if (reason === 'too_large' && peer.state.kind !== 'gone') {
-        this.deps.limits.report('wsrelay', 'message_too_large' satisfies WsRelayLimitReason, ip);
+        this.limits.report('message_too_large', ip);
       }
       this.drop(peer, reason, 'none');
     });
@@ -217,7 +220,7 @@ export class WsRelayFront implements Front {
     if (peer.state.kind === 'gone') return;
     peer.missed = 0;
     if (!peer.bucket.take()) {
-      this.deps.limits.report('wsrelay', 'message_rate' satisfies WsRelayLimitReason, peer.ip);
+      this.limits.report('message_rate', peer.ip);
       return this.drop(peer, 'message_rate', CLOSE.policy);
     }
     this.router.message(peer, data, isBinary);
@@ -227,8 +230,8 @@ export class WsRelayFront implements Front {
     const ws = peer.ws;
     if (peer.state.kind === 'gone' || ws.readyState !== WebSocket.OPEN) return;
     if (ws.bufferedAmount > this.options.sendBuffer) {
-      this.deps.limits.report('wsrelay', 'slow_reader' satisfies WsRelayLimitReason, peer.ip);
-      return this.drop(peer, 'slow', 'terminate');
+      this.limits.report('slow_reader', peer.ip);
+      return this.drop(peer, 'slow_reader', 'terminate');
     }
     // A fan-out sends one frame per client per message; corking until the burst is over turns
     // many small writes into one writev per client.

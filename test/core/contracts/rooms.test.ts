@@ -4,7 +4,7 @@
 // nothing here relies on the first.
 import { describe, expect, it } from 'vitest';
 import { MemoryRoomStore, type RoomStore } from '../../../src/core/room-store.js';
-import { PromisedRoomStore } from '../../wsrelay/promised-room-store.js';
+import { PromisedRoomStore } from '../../helpers/promised-room-store.js';
 
 const roomStores: Array<[string, () => RoomStore]> = [
   ['memory', () => new MemoryRoomStore()],
