@@ -3,6 +3,7 @@ import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
+import { rejections as limitRejections, sampleOf } from '../helpers/metrics.js';
 import { raw, RoccoClient } from '../clients/rocco.js';
 
 const ZERO = { connections: 0, ids: 0, admitted: 0 };
@@ -17,16 +18,8 @@ async function relay(overrides: Partial<Config>, clock?: ManualClock) {
 
 const stats = (app: App) => app.front('tcprelay')!.stats();
 
-async function rejections(app: App, reason: string): Promise<number> {
-  const metric = await app.metrics.getSingleMetric('noray_limit_rejections_total')!.get();
-  const found = metric.values.find((v) => v.labels.front === 'tcprelay' && v.labels.reason === reason);
-  return found?.value ?? 0;
-}
-
-async function closes(app: App, reason: string): Promise<number> {
-  const metric = await app.metrics.getSingleMetric('noray_tcprelay_closes_total')!.get();
-  return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejections = (app: App, reason: string) => limitRejections(app.metrics, 'tcprelay', reason);
+const closes = (app: App, reason: string) => sampleOf(app.metrics, 'noray_tcprelay_closes_total', { reason });
 
 /** Proves two initialized clients still reach each other. */
 async function talk(a: RoccoClient, aId: string, b: RoccoClient, bId: string): Promise<void> {

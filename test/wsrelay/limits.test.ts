@@ -5,6 +5,7 @@ import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { port, startApp } from '../helpers/app.js';
+import { rejections as limitRejections, sampleOf } from '../helpers/metrics.js';
 import { loginClient, loginServer, WsPeer } from '../clients/carparty.js';
 
 const ZERO = { connections: 0, rooms: 0, clients: 0, admitted: 0 };
@@ -17,16 +18,8 @@ async function relay(overrides: Partial<Config>, clock?: ManualClock) {
 
 const stats = (app: App) => app.front('wsrelay')!.stats();
 
-async function rejections(app: App, reason: string): Promise<number> {
-  const metric = await app.metrics.getSingleMetric('noray_limit_rejections_total')!.get();
-  const found = metric.values.find((v) => v.labels.front === 'wsrelay' && v.labels.reason === reason);
-  return found?.value ?? 0;
-}
-
-async function closes(app: App, reason: string): Promise<number> {
-  const metric = await app.metrics.getSingleMetric('noray_wsrelay_closes_total')!.get();
-  return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
+const rejections = (app: App, reason: string) => limitRejections(app.metrics, 'wsrelay', reason);
+const closes = (app: App, reason: string) => sampleOf(app.metrics, 'noray_wsrelay_closes_total', { reason });
 
 /** Proves the pair still relays both ways. */
 async function relays(server: WsPeer, phone: WsPeer, id: string, tag: string): Promise<void> {
