@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runs } from '../helpers/fuzz.js';
-import { frameText, notice, parseLogin, stampClientId, targetOf } from '../../src/fronts/wsrelay/codec.js';
+import { frameText, notice, parseLogin, stampClientId, stampClientIdByParsing, targetOf } from '../../src/fronts/wsrelay/codec.js';
 
 describe('parseLogin', () => {
   it.each([
@@ -186,6 +186,67 @@ describe('wsrelay codec properties', () => {
         expect(stampClientId(text, 'x').kind !== 'invalid').toBe(valid);
       }),
       { numRuns: runs(3000) },
+    );
+  });
+});
+
+describe('stampClientId against the parsing reference', () => {
+  const same = (text: string, id = 'x'): void => {
+    expect(stampClientId(text, id)).toEqual(stampClientIdByParsing(text, id));
+  };
+
+  it.each([
+    '{"client_id":"forged","a":1}',
+    '{"a":1,"client_id":2,"b":3,"client_id":4}',
+    '{"client_id":1,"client_id":2}',
+    '{ "a" : [ 1 , { "b" : null } ] , "client_id" : { "x" : [ ] } }',
+    '{"a":"\\u0041\\/\\n\\u001f\\u001F\\ud800"}',
+    '{"client\\u005fid":"forged","z":0}',
+    '{"b":1,"1":2,"0":3}',
+    '{"n":{"b":1,"2":2}}',
+    '{"a":1,"a":2}',
+    '{"n":{"a":1,"a":2}}',
+    '{"__proto__":{"a":1},"x":"\ud800"}',
+    '{"4294967295":1,"a":2}',
+    '{}',
+    ' { } ',
+    '{"a":{}}',
+    '{"a":[]}',
+    '[{"a":1}]',
+    '{"a":01}',
+    '{"a":1,}',
+    '{"a":-}',
+    '{"a":1.}',
+    '{"a":1e}',
+    '{"a":tru}',
+    '{"a" 1}',
+    `{"a":${'['.repeat(300)}${']'.repeat(300)}}`,
+    `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+  ])('%s', (text) => same(text));
+
+  it('agrees on random JSON values, compact and spaced', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.string(), fc.integer({ min: 0, max: 2 }), (value, id, space) => {
+        same(JSON.stringify(value, null, space), id);
+        if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+          same(JSON.stringify({ ...value, client_id: value }, null, space), id);
+        }
+      }),
+      { numRuns: runs(2000) },
+    );
+  });
+
+  it('agrees on adversarial text', () => {
+    const piece = fc.constantFrom('{', '}', '[', ']', ',', ':', ' ', '"', '\\', '"client_id"', '"a"', '"1"', '0', '-', '1', 'e', '.', 'true', 'null', '\\u00', '\ud800', '\udc00', '\n', '\u0001');
+    const soup = fc.array(piece, { maxLength: 30 }).map((p) => p.join(''));
+    const objecty = fc.tuple(soup, soup).map(([a, b]) => `{${a}"client_id":${b}}`);
+    const mutated = fc.tuple(fc.json(), fc.nat(), fc.string({ maxLength: 3, unit: 'binary' })).map(([s, at, ins]) => {
+      const k = at % (s.length + 1);
+      return s.slice(0, k) + ins + s.slice(k);
+    });
+    fc.assert(
+      fc.property(fc.oneof(soup, objecty, mutated, fc.string({ unit: 'binary' })), (text) => same(text)),
+      { numRuns: runs(5000) },
     );
   });
 });
