@@ -21,6 +21,8 @@ const OPTIONS: LobbyOptions = {
   maxConnectionsPerIp: 100,
   messageRate: 1000,
   messageBurst: 1000,
+  byteRate: 1 << 20,
+  byteBurst: 4 << 20,
   denyPrivatePeers: false,
 };
 

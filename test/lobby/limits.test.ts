@@ -126,6 +126,36 @@ describe('lobby front limits: WebSocket connections', () => {
   });
 });
 
+describe('lobby front limits: WebSocket bytes', () => {
+  it('closes a connection sending too many bytes with 1008 (byte_rate); the other members are unaffected', async () => {
+    // One byte a second: the 1 KB burst is all the flooder gets while its 250-character chats arrive.
+    const { app, httpPort } = await lobbyApp({ byteRate: 1, byteBurst: 1024 });
+    const calm = await connect(httpPort);
+    const flooder = await connect(httpPort);
+    const created = await calm.createLobby({ hostName: 'Calm' });
+    const lobbyId = (created.body as { lobbyId: string }).lobbyId;
+    expect((await flooder.join(lobbyId, 'Flooder')).status).toBe(200);
+    const big = 'x'.repeat(250);
+    for (let i = 0; i < 20; i++) flooder.chat(lobbyId, big);
+    expect(await flooder.waitClosed()).toBe(1008);
+    expect(await calm.next('lobby_peerDisconnect')).toEqual({ lobbyId, peerName: 'Flooder' });
+    expect(await lobbyRejections(app, 'byte_rate')).toBe(1);
+    expect(await lobbyRejections(app, 'message_rate')).toBe(0);
+
+    calm.chat(lobbyId, 'mine');
+    let echo: { message: { senderName: string; message: string } };
+    do echo = (await calm.next('lobby_messaging_received')) as typeof echo;
+    while (echo.message.senderName !== 'Calm');
+    expect(echo.message.message).toBe('mine');
+    const fromFlooder = calm.received.filter(
+      (m) => m.method === 'lobby_messaging_received' && (m.payload.message as { senderName: string }).senderName === 'Flooder',
+    );
+    expect(fromFlooder.length).toBeGreaterThanOrEqual(1);
+    expect(fromFlooder.length).toBeLessThan(5);
+    expect(calm.closed).toBe(false);
+  });
+});
+
 describe('lobby front limits: HTTP', () => {
   it('answers 429 with errors and Retry-After past the per-IP request rate; other sources are unaffected', async () => {
     const { app, httpPort } = await lobbyApp({ messageRate: 1, messageBurst: 3 });

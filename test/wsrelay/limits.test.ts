@@ -158,6 +158,35 @@ describe('wsrelay message rate', () => {
   });
 });
 
+describe('wsrelay byte rate', () => {
+  // A clock that never moves: the byte bucket never refills; the message rate stays out of the way.
+  const limits = { byteRate: 1000, byteBurst: 10_000 };
+
+  it('closes a phone sending big messages with 1008 (byte_rate) and leaves a calm phone of its room alone', async () => {
+    const { app, port: p } = await relay(limits, new ManualClock());
+    const server = await loginServer(p, 'BIG');
+    const calm = await loginClient(p, server, 'BIG', 'calm');
+    const flooder = await loginClient(p, server, 'BIG', 'flood');
+    const blob = 'x'.repeat(3000);
+    // About 3 KB each: the login and three fit in the 10 KB burst, the fourth does not.
+    for (let i = 0; i < 10; i++) flooder.send({ i, blob });
+    expect((await flooder.closed).code).toBe(1008);
+    const got = await server.take(4);
+    expect(got.slice(0, 3).map((text) => (JSON.parse(text) as { i: number }).i)).toEqual([0, 1, 2]);
+    expect(got[3]).toBe(disconnect('flood'));
+    await relays(server, calm, 'calm', 'small');
+    expect(await rejections(app, 'byte_rate')).toBe(1);
+    expect(await closes(app, 'byte_rate')).toBe(1);
+    expect(await rejections(app, 'message_rate')).toBe(0);
+    await closeAll(app, [server, calm]);
+  });
+
+  it('defaults to 1 MB/s with a 4 MB burst, which a game never reaches', async () => {
+    const { app } = await relay({});
+    expect(app.config).toMatchObject({ byteRate: 1024 * 1024, byteBurst: 4 * 1024 * 1024 });
+  });
+});
+
 describe('wsrelay room limit', () => {
   it('closes a server login past maxRooms silently, like a taken code', async () => {
     const { app, port: p } = await relay({ maxRooms: 1 });

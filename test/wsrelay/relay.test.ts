@@ -289,7 +289,8 @@ describe('wsrelay limits', () => {
   });
 
   it('disconnects a client that cannot keep up and tells its server', async () => {
-    const { app, port: p } = await relay({ wsrelaySendBuffer: 1024 * 1024 });
+    // The server sends 25 MB at once: far past the default byte burst, which is not under test here.
+    const { app, port: p } = await relay({ wsrelaySendBuffer: 1024 * 1024, byteBurst: 64 * 1024 * 1024 });
     const server = await loginServer(p, 'SLOW');
     const slow = await loginClient(p, server, 'SLOW', 'slow');
     const fast = await loginClient(p, server, 'SLOW', 'fast');

@@ -1,5 +1,5 @@
 import { option } from '../option.js';
-import { parseBoolean, parseDuration, parseInteger } from '../units.js';
+import { ConfigValueError, parseBoolean, parseByteSize, parseDuration, parseInteger } from '../units.js';
 
 /** Abuse limits shared by every front. */
 export const limitOptions = {
@@ -26,6 +26,18 @@ export const limitOptions = {
     default: '1000',
     parse: (raw) => parseInteger(raw, 1, 10_000_000),
     describe: 'Bucket size of the message rate: how many may arrive at once',
+  }),
+  byteRate: option({
+    env: 'NORAY_BYTE_RATE',
+    default: '1mb',
+    parse: positiveByteSize,
+    describe: 'Bytes per second one wsrelay or lobby WebSocket may send on average (token bucket); over it the connection is closed with 1008',
+  }),
+  byteBurst: option({
+    env: 'NORAY_BYTE_BURST',
+    default: '4mb',
+    parse: positiveByteSize,
+    describe: 'Bucket size of the byte rate: how many bytes may arrive at once (keep it at least the largest message allowed)',
   }),
   maxSessions: option({
     env: 'NORAY_MAX_SESSIONS',
@@ -58,3 +70,9 @@ export const limitOptions = {
     describe: 'Refuse registering from and relaying to private, loopback and link-local addresses (turn on in production)',
   }),
 };
+
+function positiveByteSize(raw: string): number {
+  const bytes = parseByteSize(raw);
+  if (bytes < 1 || bytes > 2 ** 40) throw new ConfigValueError('expected a size from 1b to 1tb');
+  return bytes;
+}

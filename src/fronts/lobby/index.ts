@@ -20,6 +20,8 @@ export function lobbyOptions(config: Config): LobbyOptions {
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     messageRate: config.messageRate,
     messageBurst: config.messageBurst,
+    byteRate: config.byteRate,
+    byteBurst: config.byteBurst,
     denyPrivatePeers: config.denyPrivatePeers,
   };
 }

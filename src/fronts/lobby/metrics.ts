@@ -11,6 +11,7 @@ export type LobbyLimitReason =
   | 'max_connections'
   | 'max_connections_per_ip'
   | 'message_rate'
+  | 'byte_rate'
   | 'denied_peer';
 
 export interface LobbyCounts {

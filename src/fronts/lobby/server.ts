@@ -28,6 +28,9 @@ export interface LobbyOptions {
   readonly messageRate: number;
   /** The burst allowed above messageRate, for both. */
   readonly messageBurst: number;
+  /** Bytes per second per WebSocket (message payloads), and the burst allowed above that rate. */
+  readonly byteRate: number;
+  readonly byteBurst: number;
   /** Ignore mediation packets from private, loopback and link-local sources. */
   readonly denyPrivatePeers: boolean;
 }

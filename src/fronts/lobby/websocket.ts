@@ -26,6 +26,9 @@ export interface LobbyWebSocketOptions {
   /** Messages per second per connection, and the burst allowed above that rate. */
   readonly messageRate: number;
   readonly messageBurst: number;
+  /** Bytes per second per connection (message payloads), and the burst allowed above that rate. */
+  readonly byteRate: number;
+  readonly byteBurst: number;
 }
 
 export interface LobbyWebSocketDeps {
@@ -39,7 +42,7 @@ export interface LobbyWebSocketDeps {
 
 /**
  * Upgrades on any path of the HTTP server become clients of the wire. A connection over its
- * message rate is closed with 1008; stop() says going-away (1001) to everyone still connected.
+ * message or byte rate is closed with 1008; stop() says going-away (1001) to everyone still connected.
  */
 export class LobbyWebSockets {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD });
@@ -118,6 +121,7 @@ export class LobbyWebSockets {
       this.send(ws, registered.welcome, id);
     });
     const bucket = new TokenBucket(this.options.messageRate, this.options.messageBurst, clock);
+    const bytes = new TokenBucket(this.options.byteRate, this.options.byteBurst, clock);
     ws.on('message', (data: RawData) => {
       // Frames already on the wire when the socket started closing are dropped.
       if (ws.readyState !== WebSocket.OPEN) return;
@@ -127,6 +131,11 @@ export class LobbyWebSockets {
         return;
       }
       const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (!bytes.take(frame.length)) {
+        limits.report('byte_rate', ip);
+        ws.close(CLOSE.policy, 'byte rate exceeded');
+        return;
+      }
       then(() => wire.message(frame));
     });
     ws.on('error', (error) => logger.debug({ client: id, err: error.message }, 'lobby WebSocket error'));

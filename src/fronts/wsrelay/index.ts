@@ -16,6 +16,8 @@ export function wsRelayOptions(config: Config): WsRelayOptions {
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     messageRate: config.messageRate,
     messageBurst: config.messageBurst,
+    byteRate: config.byteRate,
+    byteBurst: config.byteBurst,
     loginTimeoutMs: config.loginTimeout,
     maxRooms: config.maxRooms,
   };

@@ -14,6 +14,7 @@ export type CloseReason =
   | 'protocol_error'
   | 'login_timeout'
   | 'message_rate'
+  | 'byte_rate'
   | 'max_rooms'
   | 'shutdown';
 
@@ -26,6 +27,7 @@ export type WsRelayLimitReason =
   | 'max_connections_per_ip'
   | 'login_timeout'
   | 'message_rate'
+  | 'byte_rate'
   | 'message_too_large'
   | 'max_rooms'
   | 'slow_reader';

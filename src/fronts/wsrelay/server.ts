@@ -31,6 +31,9 @@ export interface WsRelayOptions {
   /** Messages per second one connection may send on average (the login counts, fan-out does not). */
   readonly messageRate: number;
   readonly messageBurst: number;
+  /** Bytes per second one connection may send on average (message payloads), and the burst above it. */
+  readonly byteRate: number;
+  readonly byteBurst: number;
   /** Connections that have not logged in by then are closed with 1008. */
   readonly loginTimeoutMs: number;
   /** Most rooms (server codes) at once. */
@@ -46,6 +49,8 @@ interface Connection extends RelayPeer {
   readonly socket: Duplex;
   /** Messages this peer may still send (every message counts, the login too; fan-out does not). */
   readonly bucket: TokenBucket;
+  /** Payload bytes this peer may still send: a flood of big messages costs parsing for everyone. */
+  readonly bytes: TokenBucket;
   /** Closes the peer if it has not logged in by then; null once logged in or gone. */
   loginTimer: Timer | null;
   corked: boolean;
@@ -178,6 +183,7 @@ export class WsRelayFront implements Front {
       socket,
       ip,
       bucket: new TokenBucket(this.options.messageRate, this.options.messageBurst, clock),
+      bytes: new TokenBucket(this.options.byteRate, this.options.byteBurst, clock),
       loginTimer: null,
       corked: false,
       state: LOGGING_IN,
@@ -222,6 +228,10 @@ export class WsRelayFront implements Front {
     if (!peer.bucket.take()) {
       this.limits.report('message_rate', peer.ip);
       return this.drop(peer, 'message_rate', CLOSE.policy);
+    }
+    if (!peer.bytes.take(data.length)) {
+      this.limits.report('byte_rate', peer.ip);
+      return this.drop(peer, 'byte_rate', CLOSE.policy);
     }
     this.router.message(peer, data, isBinary);
   }
