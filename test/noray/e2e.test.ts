@@ -154,11 +154,17 @@ describe('noray control channel', () => {
     // The holder itself may register the same id again (the latest registration replaces the earlier one).
     a.putCommand('register-host', 'lobby-42');
     expect(await a.next('set-oid')).toBe('lobby-42');
-    // Once the holder leaves, the id is free.
+    const lastPid = await a.next('set-pid');
+    // Once the holder leaves, the id is reserved for it (NORAY_OID_RESERVATION): others wait...
     a.close();
     await until(() => app.front<NorayFront>('noray')?.sessions.size === 0);
     b.putCommand('register-host', 'lobby-42');
-    expect(await b.next('set-oid')).toBe('lobby-42');
+    expect(await b.next('error')).toBe('OpenID');
+    expect(b.rawLines).toEqual([]);
+    // ...and the owner takes it back with its last PrivateID.
+    const back = await player(app);
+    back.putCommand('register-host', `lobby-42 ${lastPid}`);
+    expect(await back.next('set-oid')).toBe('lobby-42');
   });
 
   it('a second register-host on a connection replaces the first session', async () => {

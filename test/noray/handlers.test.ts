@@ -89,4 +89,58 @@ describe('noray command handlers', async () => {
     expect(wire).toEqual([{ to: 'second', line: 'error could not register, try again\n' }]);
     expect(draws).toBe(64);
   });
+
+  it('sends a repeated connect to the host once and stops notifying a host past its rate', async () => {
+    const { register, wire, peer, run } = setup();
+    const host = peer('host');
+    await run(host, 'register-host');
+    await register(host, '1.1.1.1', 1111);
+    const client = peer('client');
+    await run(client, 'register-host');
+    await register(client, '2.2.2.2', 2222);
+    wire.length = 0;
+    await run(client, 'connect oid1');
+    await run(client, 'connect oid1');
+    expect(wire).toEqual([
+      { to: 'client', line: 'connect 1.1.1.1:1111\n' },
+      { to: 'host', line: 'connect 2.2.2.2:2222\n' },
+      { to: 'client', line: 'connect 1.1.1.1:1111\n' },
+    ]);
+  });
+
+  it('answers a requester past its connect rate with an error and does not notify the host', async () => {
+    const { register, wire, peer, run } = setup();
+    const host = peer('host');
+    await run(host, 'register-host');
+    await register(host, '1.1.1.1', 1111);
+    const client = peer('client');
+    await run(client, 'register-host');
+    await register(client, '2.2.2.2', 2222);
+    for (let n = 0; n < 20; n++) await run(client, 'connect oid1');
+    wire.length = 0;
+    await run(client, 'connect oid1');
+    expect(wire).toEqual([{ to: 'client', line: 'error too many connect requests, slow down\n' }]);
+  });
+
+  it('keeps a custom OpenID freed by a disconnect for the holder of its last PrivateID', async () => {
+    const { wire, peer, run, commands } = setup();
+    const owner = peer('owner');
+    await run(owner, 'register-host lobby');
+    const pid = owner.session!.secret;
+    await commands.disconnected(owner);
+    wire.length = 0;
+    const thief = peer('thief');
+    await run(thief, 'register-host lobby');
+    await run(thief, 'register-host lobby wrong-pid');
+    expect(wire).toEqual([
+      { to: 'thief', line: 'error OpenID lobby is reserved, try later\n' },
+      { to: 'thief', line: 'error OpenID lobby is reserved, try later\n' },
+    ]);
+    wire.length = 0;
+    const back = peer('back');
+    await run(back, `register-host lobby ${pid}`);
+    expect(wire.map((entry) => entry.line)[0]).toBe('set-oid lobby\n');
+    // Taken back, the reservation is over: the next disconnect starts a new one with the new pid.
+    expect(back.session!.secret).not.toBe(pid);
+  });
 });

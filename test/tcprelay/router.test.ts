@@ -1,5 +1,8 @@
 // The relay's routing without sockets: which frames go to whom, in which order, and what state a peer is left in.
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { Reservations } from '../../src/core/limits/reservations.js';
+import { SourceRateLimiter } from '../../src/core/limits/source-rate-limiter.js';
 import { MemoryRoomStore } from '../../src/core/room-store.js';
 import { frame, type Frame } from '../../src/fronts/tcprelay/codec.js';
 import type { Rejection, RelayedType } from '../../src/fronts/tcprelay/metrics.js';
@@ -307,5 +310,56 @@ describe('tcprelay router over a store that answers with promises', () => {
     await settled();
     expect(wire).toEqual([{ to: 'next', text: init('brief') }]);
     expect(idOf(holder)).toBe('taken');
+  });
+});
+
+describe('tcprelay router abuse limits', () => {
+  function guarded() {
+    const clock = new ManualClock();
+    const wire: Array<{ to: string; text: string }> = [];
+    const reports: string[] = [];
+    const router = new TcpRelayRouter({
+      metrics: { relayed: () => undefined, rejected: () => undefined },
+      reservations: new Reservations(30_000, clock),
+      guesses: new SourceRateLimiter(1, 2, clock),
+      limits: { report: (reason) => reports.push(reason) },
+    });
+    const peer = (name: string, source: string): RelayPeer => ({
+      state: { kind: 'login', deadline: { cancel: () => undefined } },
+      source,
+      send: (encoded) => wire.push({ to: name, text: encoded.subarray(4).toString('utf8') }),
+    });
+    return { clock, wire, reports, router, peer };
+  }
+
+  it('reserves an id freed by a disconnect for its source; CLOSE frees it for anyone', () => {
+    const { wire, reports, router, peer } = guarded();
+    const owner = peer('owner', '1.1.1.1');
+    router.handle(owner, frame('INIT', 'a'));
+    router.disconnected(owner);
+    const other = peer('other', '2.2.2.2');
+    router.handle(other, frame('INIT', 'a'));
+    expect(wire.at(-1)).toEqual({ to: 'other', text: '{"payloadType":"ERROR","destination":"a","payload":"ClientId: a is already initialized"}' });
+    expect(reports).toEqual(['id_reserved']);
+    const back = peer('back', '1.1.1.1');
+    router.handle(back, frame('INIT', 'a'));
+    expect(wire.at(-1)).toEqual({ to: 'back', text: '{"payloadType":"INIT","destination":"a"}' });
+    // Given back with CLOSE, the id is not reserved.
+    router.handle(back, frame('CLOSE'));
+    router.handle(other, frame('INIT', 'a'));
+    expect(wire.at(-1)).toEqual({ to: 'other', text: '{"payloadType":"INIT","destination":"a"}' });
+  });
+
+  it('withholds unknown-destination and id-taken answers past the guess rate of a source', () => {
+    const { clock, wire, reports, router, peer } = guarded();
+    const guesser = peer('guesser', '3.3.3.3');
+    router.handle(guesser, frame('INIT', 'g'));
+    wire.length = 0;
+    for (let n = 0; n < 4; n++) router.handle(guesser, frame('MESSAGE', undefined, `nobody${n}`, 'x'));
+    expect(wire).toHaveLength(2);
+    expect(reports).toEqual(['guess_rate', 'guess_rate']);
+    clock.advance(1000);
+    router.handle(guesser, frame('MESSAGE', undefined, 'nobody', 'x'));
+    expect(wire).toHaveLength(3);
   });
 });

@@ -37,6 +37,55 @@ export const norayOptions = {
     parse: parseCharset,
     describe: 'Characters of PrivateIDs',
   }),
+  oidReservation: option({
+    env: 'NORAY_OID_RESERVATION',
+    default: '30s',
+    parse: parseDuration,
+    describe:
+      'A custom OpenID freed by a disconnect stays reserved this long: only `register-host ID OLDPID` with its last PrivateID takes it back (0 turns it off)',
+  }),
+  connectRate: option({
+    env: 'NORAY_CONNECT_RATE',
+    default: '10',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'connect/connect-relay requests per second one control connection may send that notify a host; over it: `error`, the host is not notified',
+  }),
+  connectBurst: option({
+    env: 'NORAY_CONNECT_BURST',
+    default: '20',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'connect/connect-relay requests one control connection may send at once before NORAY_CONNECT_RATE applies',
+  }),
+  connectHostRate: option({
+    env: 'NORAY_CONNECT_HOST_RATE',
+    default: '50',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'connect/connect-relay notifications per second one host receives, from all requesters together; over it the requester gets `error`',
+  }),
+  connectHostBurst: option({
+    env: 'NORAY_CONNECT_HOST_BURST',
+    default: '100',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'connect/connect-relay notifications one host may receive at once before NORAY_CONNECT_HOST_RATE applies',
+  }),
+  connectCoalesce: option({
+    env: 'NORAY_CONNECT_COALESCE',
+    default: '1s',
+    parse: parseDuration,
+    describe: 'An identical connect/connect-relay notification to the same host within this window is sent once (0 turns it off)',
+  }),
+  unknownOidRate: option({
+    env: 'NORAY_UNKNOWN_OID_RATE',
+    default: '5',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'connect/connect-relay to unknown OpenIDs per second from one source IP (IPv6: per /64); over it the connection is closed',
+  }),
+  unknownOidBurst: option({
+    env: 'NORAY_UNKNOWN_OID_BURST',
+    default: '20',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'connect/connect-relay to unknown OpenIDs one source IP may send at once before NORAY_UNKNOWN_OID_RATE applies',
+  }),
   socketHost: option({
     env: 'NORAY_SOCKET_HOST',
     default: '0.0.0.0',

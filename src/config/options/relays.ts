@@ -1,5 +1,5 @@
 import { option } from '../option.js';
-import { ConfigValueError, parseByteSize, parseDuration, parseHost, parseOptionalPort } from '../units.js';
+import { ConfigValueError, parseByteSize, parseDuration, parseHost, parseInteger, parseOptionalPort } from '../units.js';
 
 export const relayFrontOptions = {
   wsrelayHost: option({
@@ -55,6 +55,25 @@ export const relayFrontOptions = {
     default: '4mb',
     parse: positiveByteSize,
     describe: 'Bytes queued for one TCP relay peer before it is disconnected as too slow',
+  }),
+  tcprelayIdReservation: option({
+    env: 'NORAY_TCPRELAY_ID_RESERVATION',
+    default: '30s',
+    parse: parseDuration,
+    describe: 'A TCP relay id freed by a disconnect stays reserved this long for INITs from the same source IP (IPv6: per /64); 0 turns it off',
+  }),
+  tcprelayGuessRate: option({
+    env: 'NORAY_TCPRELAY_GUESS_RATE',
+    default: '10',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe:
+      'Failed INITs (id taken) and messages to unknown ids per second answered to one source IP (IPv6: per /64); above it they get no ERROR (counted as guess_rate)',
+  }),
+  tcprelayGuessBurst: option({
+    env: 'NORAY_TCPRELAY_GUESS_BURST',
+    default: '50',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Failed INITs and messages to unknown ids one source IP may get answered at once before NORAY_TCPRELAY_GUESS_RATE applies',
   }),
 };
 

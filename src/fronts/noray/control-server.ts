@@ -131,7 +131,15 @@ export class ControlServer {
       },
     };
 
-    const inbox = (line: string) => peer.send(line);
+    // Lines others caused (connect notifications) never get this connection closed as a slow
+    // reader: past the pending limit they are dropped and counted; only its own replies close it.
+    const inbox = (line: string) => {
+      if (!ended && !socket.destroyed && socket.writableLength > this.options.maxPendingBytes) {
+        limits.report('notification_dropped', ip);
+        return;
+      }
+      peer.send(line);
+    };
     this.options.delivery.attach(peer.id, inbox);
 
     loginTimer = this.options.clock.setTimeout(() => {

@@ -8,6 +8,8 @@ import { maskSecret } from '../../core/ids.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { DEFAULT_ABUSE_OPTIONS, NorayAbuseGuard, splitRegistration, type NorayAbuseOptions } from './abuse.js';
 
 /** The far end of one control connection, as the handlers see it. */
 export interface ControlPeer {
@@ -41,6 +43,9 @@ export interface NorayHandlerDeps {
   readonly maxSessions: number;
   readonly limits: LimitSink<NorayLimitReason>;
   readonly addressPolicy: AddressPolicy;
+  /** Rates, coalescing and OpenID reservation (abuse.ts); the option defaults unless given. */
+  readonly abuse?: NorayAbuseOptions;
+  readonly clock?: Clock;
 }
 
 /** Draws of a random OpenID before registration gives up (see freshOid). */
@@ -52,8 +57,13 @@ const KNOWN = new Set(['register-host', 'connect', 'connect-relay', 'echo']);
 export class NorayCommands {
   /** Sessions registered through this process. */
   private readonly local = new Set<HostSession>();
+  /** Sessions under an OpenID their game picked: reserved for their owner when the connection closes. */
+  private readonly custom = new WeakSet<HostSession>();
+  private readonly guard: NorayAbuseGuard;
 
-  constructor(private readonly deps: NorayHandlerDeps) {}
+  constructor(private readonly deps: NorayHandlerDeps) {
+    this.guard = new NorayAbuseGuard(deps.abuse ?? DEFAULT_ABUSE_OPTIONS, deps.clock ?? systemClock);
+  }
 
   /** Sessions registered through this process. */
   get sessionCount(): number {
@@ -93,17 +103,25 @@ export class NorayCommands {
   async disconnected(peer: ControlPeer): Promise<void> {
     const session = peer.session;
     peer.session = null;
-    if (session) await this.endSession(session);
+    if (!session) return;
+    // Only the holder of its last PrivateID may take a custom OpenID back for a while (abuse.ts).
+    if (this.custom.has(session)) this.guard.reservations.reserve(session.publicId, session.secret);
+    await this.endSession(session);
   }
 
-  private async registerHost(peer: ControlPeer, requestedOid: string): Promise<void> {
+  private async registerHost(peer: ControlPeer, data: string): Promise<void> {
     const { sessions } = this.deps;
+    const { oid: requestedOid, proof } = splitRegistration(data);
     if (requestedOid !== '') {
       if (!isValidCustomOid(requestedOid)) {
         return this.fail(peer, 'invalid OpenID: use 1-64 characters without spaces');
       }
       const holder = await sessions.byPublicId(requestedOid);
       if (holder && holder.id !== peer.session?.id) return this.fail(peer, `OpenID ${requestedOid} is taken`);
+      if (!holder && this.guard.reservations.check(requestedOid, proof) === 'reserved') {
+        this.deps.limits.report('oid_reserved', peer.remote);
+        return this.fail(peer, `OpenID ${requestedOid} is reserved, try later`);
+      }
     }
     // The latest registration on a connection replaces the earlier one.
     if (peer.session) {
@@ -120,6 +138,10 @@ export class NorayCommands {
     }
     peer.session = session;
     this.local.add(session);
+    if (requestedOid !== '') {
+      this.custom.add(session);
+      this.guard.reservations.release(requestedOid);
+    }
     this.deps.metrics.activeHosts.set(this.local.size);
     this.deps.logger.info({ oid: session.publicId, pid: maskSecret(session.secret), remote: peer.remote }, 'host registered');
     peer.send(encodeCommand('set-oid', session.publicId));
@@ -156,14 +178,32 @@ export class NorayCommands {
     const requesterEndpoint = await addresses.endpointOf(requester.id);
     if (!requesterEndpoint) return this.fail(peer, 'register your address with the UDP registrar first');
     if (oid === '') return this.fail(peer, 'missing OpenID');
+    if (!this.guard.request(peer.id)) {
+      this.deps.limits.report('connect_rate', peer.remote);
+      return this.fail(peer, 'too many connect requests, slow down');
+    }
     const host = await sessions.byPublicId(oid);
-    if (!host) return this.fail(peer, `unknown OpenID ${oid.slice(0, 64)}`);
+    if (!host) {
+      if (!this.guard.unknownOid(peer.remote)) {
+        this.deps.limits.report('unknown_oid_rate', peer.remote);
+        return this.fail(peer, 'too many unknown OpenIDs, try later');
+      }
+      return this.fail(peer, `unknown OpenID ${oid.slice(0, 64)}`);
+    }
     const hostEndpoint = await addresses.endpointOf(host.id);
     if (!hostEndpoint) return this.fail(peer, 'host has not registered its address yet');
+    // What others send must not flood a host: rate-limited per host, repeats within a window sent once.
+    const verdict = this.guard.notify(host.id, `${viaRelay ? 'connect-relay' : 'connect'} ${requesterEndpoint.address}:${requesterEndpoint.port}`);
+    if (verdict === 'host_rate') {
+      this.deps.limits.report('connect_host_rate', peer.remote);
+      return this.fail(peer, 'host is busy, try later');
+    }
+    if (verdict === 'coalesced') this.deps.limits.report('connect_coalesced', peer.remote);
+    const notify = verdict === 'send';
 
     if (!viaRelay) {
       peer.send(encodeCommand('connect', `${hostEndpoint.address}:${hostEndpoint.port}`));
-      delivery.deliver(host.connection, encodeCommand('connect', `${requesterEndpoint.address}:${requesterEndpoint.port}`));
+      if (notify) delivery.deliver(host.connection, encodeCommand('connect', `${requesterEndpoint.address}:${requesterEndpoint.port}`));
       this.deps.logger.debug({ oid, remote: peer.remote }, 'connect');
       return;
     }
@@ -178,7 +218,7 @@ export class NorayCommands {
       return this.fail(peer, result.reason === 'no_free_port' ? 'no relay port free, try later' : 'cannot relay to yourself');
     }
     peer.send(encodeCommand('connect-relay', result.portB));
-    delivery.deliver(host.connection, encodeCommand('connect-relay', result.portA));
+    if (notify) delivery.deliver(host.connection, encodeCommand('connect-relay', result.portA));
     this.deps.logger.debug({ oid, remote: peer.remote, hostPort: result.portB, clientPort: result.portA }, 'connect-relay');
   }
 

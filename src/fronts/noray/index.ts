@@ -76,6 +76,17 @@ export class NorayFront implements Front {
       maxSessions: options.maxSessions,
       limits,
       addressPolicy,
+      clock,
+      abuse: {
+        oidReservationMs: options.oidReservation,
+        connectRate: options.connectRate,
+        connectBurst: options.connectBurst,
+        connectHostRate: options.connectHostRate,
+        connectHostBurst: options.connectHostBurst,
+        connectCoalesceMs: options.connectCoalesce,
+        unknownOidRate: options.unknownOidRate,
+        unknownOidBurst: options.unknownOidBurst,
+      },
     }));
     this.control =
       options.socketPort === null
@@ -182,6 +193,14 @@ export class NorayFront implements Front {
 
 /** The config keys the noray front reads. */
 const NORAY_OPTION_KEYS = [
+  'connectBurst',
+  'connectCoalesce',
+  'connectHostBurst',
+  'connectHostRate',
+  'connectRate',
+  'oidReservation',
+  'unknownOidBurst',
+  'unknownOidRate',
   'denyPrivatePeers',
   'loginTimeout',
   'maxConnections',

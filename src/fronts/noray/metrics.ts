@@ -13,7 +13,13 @@ export type NorayLimitReason =
   | 'max_sessions'
   | 'denied_peer'
   | 'own_address'
-  | 'registrar_reply_rate';
+  | 'registrar_reply_rate'
+  | 'connect_rate'
+  | 'connect_host_rate'
+  | 'connect_coalesced'
+  | 'unknown_oid_rate'
+  | 'oid_reserved'
+  | 'notification_dropped';
 
 /** The noray front's metrics, with upstream noray's names where it has them. */
 export function createNorayMetrics(registry: Registry) {

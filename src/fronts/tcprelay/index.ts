@@ -16,6 +16,9 @@ export function tcpRelayOptions(config: FrontDeps['config']): TcpRelayOptions {
     messageRate: config.messageRate,
     messageBurst: config.messageBurst,
     loginTimeoutMs: config.loginTimeout,
+    idReservationMs: config.tcprelayIdReservation,
+    guessRate: config.tcprelayGuessRate,
+    guessBurst: config.tcprelayGuessBurst,
   };
 }
 

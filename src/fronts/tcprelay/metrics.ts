@@ -8,7 +8,11 @@ export type TcpRelayLimitReason =
   | 'login_timeout'
   | 'message_rate'
   | 'frame_too_large'
-  | 'slow_reader';
+  | 'slow_reader'
+  | 'backpressure'
+  | 'sender_cut'
+  | 'id_reserved'
+  | 'guess_rate';
 
 /** Why a frame was answered with an ERROR instead of being delivered (`noray_tcprelay_frames_rejected_total`). */
 export type Rejection = 'not_initialized' | 'no_destination' | 'unknown_destination' | 'id_taken';
@@ -32,6 +36,7 @@ export type CloseReason =
   | 'closed'
   | 'error'
   | 'slow_reader'
+  | 'sender_cut'
   | 'shutdown'
   | 'login_timeout'
   | 'message_rate'

@@ -4,8 +4,11 @@ import type { Timer } from '../../core/clock.js';
 import { LocalDelivery, type AttachableDelivery, type Inbox } from '../../core/delivery.js';
 import { randomToken } from '../../core/ids.js';
 import { MemoryRoomStore, type Awaitable, type JoinOptions, type JoinResult, type RoomStore } from '../../core/room-store.js';
+import type { Reservations } from '../../core/limits/reservations.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
+import type { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { encodeFrame, frame, type Frame } from './codec.js';
-import type { RelayedType, Rejection, TcpRelayMetrics } from './metrics.js';
+import type { RelayedType, Rejection, TcpRelayLimitReason, TcpRelayMetrics } from './metrics.js';
 
 /** A connection that has identified itself, as the store and the delivery know it. */
 interface Link {
@@ -28,6 +31,8 @@ export type PeerState =
 /** The far end of one connection, as the router sees it. */
 export interface RelayPeer {
   state: PeerState;
+  /** The source the per-source limits count under (sourceKey of the IP); none in some unit tests. */
+  readonly source?: string;
   /**
    * The router's: set while a store call of this peer is pending (never with the memory store),
    * so the peer's next frames wait for it and one sender's frames keep their order.
@@ -50,6 +55,14 @@ export interface TcpRelayRouterDeps {
   readonly newId?: () => string;
   /** Makes connection ids; random UUIDs unless a test picks them. */
   readonly newConnectionId?: () => string;
+  /** Ids freed by a disconnect, kept for INITs from the same source for a while; none unless given. */
+  readonly reservations?: Reservations;
+  /**
+   * Answers that tell a guesser something (id taken, destination unknown) per source; over it the
+   * answer is withheld. Unlimited unless given.
+   */
+  readonly guesses?: SourceRateLimiter;
+  readonly limits?: LimitSink<TcpRelayLimitReason>;
 }
 
 /** Every id is unique across the relay: one flat room with no owner, open for as long as anyone uses it. */
@@ -94,6 +107,8 @@ export class TcpRelayRouter {
     if (state.kind === 'member' || state.kind === 'released') this.delivery.detach(state.link.connection, state.link.inbox);
     if (state.kind === 'member') {
       this.held--;
+      // Its owner may come back from the same source and INIT the id again; others wait.
+      if (peer.source !== undefined) this.deps.reservations?.reserve(state.id, peer.source);
       this.inOrder(peer, () => this.rooms.leave(DIRECTORY, state.link.connection));
     }
     // A peer whose INIT is still pending gives the id back when the answer comes.
@@ -120,6 +135,10 @@ export class TcpRelayRouter {
     if (state.kind === 'gone') return;
     if (wanted !== undefined && state.kind === 'member' && state.id === wanted) {
       return peer.send(encodeFrame(frame('INIT', undefined, wanted)));
+    }
+    if (wanted !== undefined && this.deps.reservations?.check(wanted, peer.source) === 'reserved') {
+      if (peer.source !== undefined) this.deps.limits?.report('id_reserved', peer.source);
+      return this.reject(peer, 'id_taken', wanted, `ClientId: ${wanted} is already initialized`);
     }
     let link: Link;
     if (state.kind === 'login') {
@@ -155,6 +174,7 @@ export class TcpRelayRouter {
     }
     if (state.kind !== 'member') this.held++;
     peer.state = { kind: 'member', id, link };
+    if (!picked) this.deps.reservations?.release(id);
     if (state.kind === 'login') state.deadline.cancel();
     peer.send(encodeFrame(frame('INIT', undefined, id)));
   }
@@ -199,6 +219,11 @@ export class TcpRelayRouter {
 
   private reject(peer: RelayPeer, reason: Rejection, destination: string | undefined, message: string): void {
     this.deps.metrics.rejected(reason);
+    // Guessing ids (taken ones by INIT, live ones by messages) is slowed: past the rate, no answer.
+    if ((reason === 'id_taken' || reason === 'unknown_destination') && peer.source !== undefined && this.deps.guesses?.take(peer.source) === false) {
+      this.deps.limits?.report('guess_rate', peer.source);
+      return;
+    }
     peer.send(encodeFrame(frame('ERROR', undefined, destination, message)));
   }
 

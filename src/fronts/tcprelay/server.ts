@@ -7,6 +7,9 @@ import type { Clock } from '../../core/clock.js';
 import { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
+import { Reservations } from '../../core/limits/reservations.js';
+import { sourceKey } from '../../core/limits/source-key.js';
+import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { MemoryRoomStore } from '../../core/room-store.js';
 import type { LimitReports, LimitSink } from '../../core/limits/reporting.js';
@@ -38,6 +41,11 @@ export interface TcpRelayOptions {
   readonly messageBurst: number;
   /** A connection without a successful INIT by then is closed; after one, never. */
   readonly loginTimeoutMs: number;
+  /** An id freed by a disconnect is kept this long for INITs from the same source (0: not at all). */
+  readonly idReservationMs: number;
+  /** Answers to failed INITs and unknown destinations per second (and at once) to one source. */
+  readonly guessRate: number;
+  readonly guessBurst: number;
 }
 
 /** The shared services the front runs with (everything of FrontDeps but the config). */
@@ -56,6 +64,12 @@ interface Conn extends RelayPeer {
   readonly decoder: FrameDecoder;
   /** Frames this connection may still send. */
   readonly bucket: TokenBucket;
+  /** Senders paused until this connection's send buffer drains. */
+  readonly waiting: Set<Conn>;
+  /** How many peers' full send buffers hold this connection paused. */
+  pausedBy: number;
+  /** Set while relaying to a destination far over its send buffer: cut after the frame. */
+  cut: boolean;
 }
 
 /** Read through a call: the router changes the state while a chunk's frames are handled. */
@@ -77,6 +91,8 @@ export class TcpRelayServer implements Front {
   private boundPort = 0;
   private stopped = false;
   private readonly limits: LimitSink<TcpRelayLimitReason>;
+  /** The connection whose frame is being handled: a write to another connection is a relayed one. */
+  private sending: Conn | null = null;
 
   constructor(
     private readonly options: TcpRelayOptions,
@@ -89,7 +105,14 @@ export class TcpRelayServer implements Front {
       connections: () => this.conns.size,
       ids: () => this.router.ids,
     });
-    this.router = new TcpRelayRouter({ metrics: this.metrics, rooms: new MemoryRoomStore(), delivery: new LocalDelivery<Buffer>() });
+    this.router = new TcpRelayRouter({
+      metrics: this.metrics,
+      rooms: new MemoryRoomStore(),
+      delivery: new LocalDelivery<Buffer>(),
+      reservations: new Reservations(options.idReservationMs, deps.clock),
+      guesses: new SourceRateLimiter(options.guessRate, options.guessBurst, deps.clock),
+      limits: this.limits,
+    });
   }
 
   async start(): Promise<void> {
@@ -143,13 +166,19 @@ export class TcpRelayServer implements Front {
       decoder: new FrameDecoder({ maxFrameSize: options.maxFrameSize }),
       bucket: new TokenBucket(options.messageRate, options.messageBurst, this.deps.clock),
       state: { kind: 'login', deadline },
+      source: sourceKey(ip),
+      waiting: new Set<Conn>(),
+      pausedBy: 0,
+      cut: false,
       send: (encoded) => this.write(conn, encoded),
     };
+    socket.on('drain', () => this.resumeSenders(conn));
     this.conns.add(conn);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('error', () => this.drop(conn, 'error'));
     socket.on('close', () => {
       this.drop(conn, 'closed');
+      this.resumeSenders(conn);
       this.conns.delete(conn);
       this.gate.release(ip);
     });
@@ -172,7 +201,16 @@ export class TcpRelayServer implements Front {
         this.limit('message_rate', conn.ip);
         return this.closeWithError(conn, 'message_rate', 'Too many frames: slow down');
       }
-      this.router.handle(conn, received);
+      this.sending = conn;
+      try {
+        this.router.handle(conn, received);
+      } finally {
+        this.sending = null;
+      }
+      if (conn.cut) {
+        this.limit('sender_cut', conn.ip);
+        return this.drop(conn, 'sender_cut');
+      }
     }
     if (error !== null) {
       this.log.debug({ code: error.code }, 'malformed frame');
@@ -181,14 +219,42 @@ export class TcpRelayServer implements Front {
     }
   }
 
-  /** Backpressure: a peer whose unsent bytes pass the send buffer is dropped instead of written to. */
+  /**
+   * Backpressure. What others send never gets a peer closed: past its send buffer the sender is
+   * paused until the peer drains, and a sender that still pushes past twice the buffer (frames
+   * decoded before the pause) is cut, its frame dropped. A peer whose own answers pass the send
+   * buffer (it does not read what it asked for) is dropped.
+   */
   private write(conn: Conn, data: Buffer): void {
     if (gone(conn)) return;
+    const sender = this.sending;
+    if (sender !== null && sender !== conn && !gone(sender)) {
+      const queued = conn.socket.writableLength;
+      if (queued > 2 * this.options.sendBuffer) {
+        sender.cut = true;
+        return;
+      }
+      conn.socket.write(data);
+      if (queued + data.length > this.options.sendBuffer && !conn.waiting.has(sender)) {
+        this.limit('backpressure', sender.ip);
+        conn.waiting.add(sender);
+        if (sender.pausedBy++ === 0) sender.socket.pause();
+      }
+      return;
+    }
     if (conn.socket.writableLength > this.options.sendBuffer) {
       this.limit('slow_reader', conn.ip);
       return this.drop(conn, 'slow_reader');
     }
     conn.socket.write(data);
+  }
+
+  /** The peer drained (or closed): the senders paused for it read again, unless another peer holds them. */
+  private resumeSenders(conn: Conn): void {
+    for (const sender of conn.waiting) {
+      if (--sender.pausedBy === 0 && !gone(sender)) sender.socket.resume();
+    }
+    conn.waiting.clear();
   }
 
   /** Ends a connection once; its id is freed at once, whatever the reason. */
