@@ -74,6 +74,8 @@ describe('UdpRelayEngine', () => {
       maxLifetimeBytes: 1 << 30,
       socketBufferBytes: 1 << 20,
       relearnAfterMs: 3_000,
+      maxPerSource: 1000,
+      maxPerSession: 1000,
       ...overrides,
     });
     engines.push(relay);
@@ -140,6 +142,8 @@ describe('UdpRelayEngine', () => {
       maxLifetimeBytes: 1e12,
       socketBufferBytes: 65536,
       relearnAfterMs: 3_000,
+      maxPerSource: 1000,
+      maxPerSession: 1000,
     });
     engines.push(relay);
     const failures = await relay.start();
@@ -177,6 +181,29 @@ describe('UdpRelayEngine', () => {
     expect(other.portB).toBe(first.portB);
     expect(relay.relayPortOf(host)).toBe(first.portB);
     expect(relay.introduce({ address: '127.0.0.9', port: 40001 }, host)).toEqual(first);
+  });
+
+  it('charges relay ports to the requester\'s source and session, refuses past either cap, and frees the charge with the port', async () => {
+    const { relay, clock } = await engine(10, { maxPerSource: 4, maxPerSession: 3 });
+    const host = { address: '127.0.0.1', port: 40000 };
+    const attacker = { source: '203.0.113.9', session: 's1' };
+    expect(relay.introduce({ address: '127.0.0.2', port: 1 }, host, attacker).ok).toBe(true);
+    expect(relay.chargedTo('203.0.113.9')).toBe(2);
+    // The next pair needs one more port (the host's is shared): within both caps.
+    expect(relay.introduce({ address: '127.0.0.3', port: 1 }, host, attacker).ok).toBe(true);
+    expect(relay.introduce({ address: '127.0.0.4', port: 1 }, host, attacker)).toEqual({ ok: false, reason: 'session_limit' });
+    expect(relay.introduce({ address: '127.0.0.4', port: 1 }, host, { source: '203.0.113.9', session: 's2' }).ok).toBe(true);
+    expect(relay.introduce({ address: '127.0.0.5', port: 1 }, host, { source: '203.0.113.9', session: 's3' })).toEqual({
+      ok: false,
+      reason: 'source_limit',
+    });
+    // Another source is not affected, and an existing pair costs nothing.
+    expect(relay.introduce({ address: '127.0.0.6', port: 1 }, host, { source: '198.51.100.1', session: 's9' }).ok).toBe(true);
+    expect(relay.introduce({ address: '127.0.0.2', port: 1 }, host, attacker).ok).toBe(true);
+    expect(relay.stats.relays).toBe(5);
+    clock.advance(30_000);
+    expect(relay.chargedTo('203.0.113.9')).toBe(0);
+    expect(relay.introduce({ address: '127.0.0.5', port: 1 }, host, { source: '203.0.113.9', session: 's3' }).ok).toBe(true);
   });
 
   describe('learning NAT mappings (symmetric NATs)', () => {

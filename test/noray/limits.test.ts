@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { ManualClock } from '../../src/core/clock.js';
+import type { NorayFront } from '../../src/fronts/noray/index.js';
 import { port, startApp } from '../helpers/app.js';
 import { rejections } from '../helpers/metrics.js';
 import { NetfoxClient } from '../clients/netfox.js';
@@ -93,4 +94,42 @@ describe('noray front limits', () => {
     expect(await client.registerRemote(port(app, 'noray', 'registrar'))).toBe('FAILED');
     expect(await metric(app, 'denied_peer')).toBeGreaterThanOrEqual(1);
   });
+
+  it('caps the relay ports one source can hold: a monopoly attempt is refused, a host with 32 relayed players works', async () => {
+    const app = await startNoray({ udpRelayPorts: Array.from({ length: 120 }, () => 0), udpRelayMaxPerSource: 16 });
+    const registrar = port(app, 'noray', 'registrar');
+    const registered = async (localAddress: string) => {
+      const client = await NetfoxClient.connect(port(app, 'noray', 'control'), '127.0.0.1', localAddress);
+      clients.push(client);
+      await client.registerHost();
+      expect(await client.registerRemote(registrar)).toBe('OK');
+      return client;
+    };
+    // One IP keeps making players that relay to each other, as an attacker taking the pool would.
+    const attackers = await Promise.all(Array.from({ length: 24 }, () => registered('127.0.0.1')));
+    const answers: string[] = [];
+    for (let i = 0; i + 1 < attackers.length; i += 2) {
+      const [a, b] = [attackers[i] as NetfoxClient, attackers[i + 1] as NetfoxClient];
+      a.putCommand('connect-relay', b.oid);
+      const answer = () => a.rawLines.find((line) => line.command === 'connect-relay' || line.command === 'error')?.command;
+      await expect.poll(answer).toBeDefined();
+      answers.push(answer() as string);
+    }
+    // 16 ports are 8 pairs; the other 4 pairs are refused.
+    expect(answers.filter((answer) => answer === 'connect-relay')).toHaveLength(8);
+    expect(answers.filter((answer) => answer === 'error')).toHaveLength(4);
+    const relay = app.front<NorayFront>('noray')?.relay;
+    expect(relay?.chargedTo('127.0.0.1')).toBe(16);
+    expect(await metric(app, 'relays_per_source')).toBe(4);
+
+    // A host elsewhere with 32 players on other addresses is not affected.
+    const host = await registered('127.0.0.2');
+    for (let i = 0; i < 32; i++) {
+      const player = await registered(`127.0.1.${i + 1}`);
+      player.putCommand('connect-relay', host.oid);
+      expect(Number(await player.next('connect-relay'))).toBeGreaterThan(0);
+      expect(Number(await host.next('connect-relay'))).toBeGreaterThan(0);
+    }
+    expect(relay?.stats.relays).toBeLessThanOrEqual(16 + 33);
+  }, 30_000);
 });

@@ -189,6 +189,19 @@ export const norayOptions = {
     parse: parseByteSize,
     describe: 'Receive and send buffer size of each relay socket (absorbs bursts)',
   }),
+  udpRelayMaxPerSource: option({
+    env: 'NORAY_UDP_RELAY_MAX_PER_SOURCE',
+    default: '64',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe:
+      'Most relay ports charged to one source IP (IPv6: per /64) at once, until they expire; a host with 32 relayed players needs at most 64',
+  }),
+  udpRelayMaxPerSession: option({
+    env: 'NORAY_UDP_RELAY_MAX_PER_SESSION',
+    default: '16',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Most relay ports charged to one registered session at once (each connect-relay charges at most 2)',
+  }),
   udpRelayRelearnAfter: option({
     env: 'NORAY_UDP_RELAY_RELEARN_AFTER',
     default: '3s',

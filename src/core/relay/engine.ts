@@ -33,11 +33,25 @@ export interface UdpRelayEngineOptions {
   readonly socketBufferBytes: number;
   /** A learned NAT mapping silent for this long may be replaced by a new source (see mapping.ts). */
   readonly relearnAfterMs: number;
+  /** Most relay ports charged to one source (IPv4 address, IPv6 /64) at once, until they expire. */
+  readonly maxPerSource: number;
+  /** Most relay ports charged to one session at once. */
+  readonly maxPerSession: number;
+}
+
+/**
+ * Who a relay port is charged to: the requester whose `connect-relay` made it (its source key and
+ * session), also for the port made on the host's side, so one source cannot use up another's share.
+ * The charge stays until the port is freed, also after the session ended.
+ */
+export interface RelayCharge {
+  readonly source: string;
+  readonly session: string;
 }
 
 export type IntroduceResult =
   | { readonly ok: true; readonly portA: number; readonly portB: number }
-  | { readonly ok: false; readonly reason: 'no_free_port' | 'same_endpoint' };
+  | { readonly ok: false; readonly reason: 'no_free_port' | 'same_endpoint' | 'source_limit' | 'session_limit' };
 
 export interface RelayEngineStats {
   relays: number;
@@ -66,6 +80,10 @@ export class UdpRelayEngine {
   /** Learned source -> the player it belongs to, and on how many lanes. */
   private readonly learnedSources = new EndpointMap<{ readonly player: Player; lanes: number }>();
   private readonly allocated = new Set<Relay>();
+  /** Relay ports charged, by source key and by session. */
+  private readonly bySource = new Map<string, number>();
+  private readonly bySession = new Map<string, number>();
+  private readonly charges = new Map<Relay, RelayCharge>();
   private readonly limits: RelayLimits;
   private readonly rules: MappingRules;
   private readonly global: GlobalTraffic;
@@ -193,7 +211,7 @@ export class UdpRelayEngine {
    * Lets endpoints a and b reach each other through relays, making relays as needed.
    * Returns the relay port each is reached on (a is told portB, b is told portA).
    */
-  introduce(a: Endpoint, b: Endpoint): IntroduceResult {
+  introduce(a: Endpoint, b: Endpoint, charge?: RelayCharge): IntroduceResult {
     const keyA = this.socketForm(a);
     const keyB = this.socketForm(b);
     if (keyA.address === keyB.address && keyA.port === keyB.port) return { ok: false, reason: 'same_endpoint' };
@@ -206,9 +224,13 @@ export class UdpRelayEngine {
     const reuseB = this.shareableRelay(playerB, playerA);
     const reuseA = this.shareableRelay(playerA, playerB);
     const needed = (reuseA ? 0 : 1) + (reuseB ? 0 : 1);
+    if (charge && needed > 0) {
+      if ((this.bySource.get(charge.source) ?? 0) + needed > this.options.maxPerSource) return { ok: false, reason: 'source_limit' };
+      if ((this.bySession.get(charge.session) ?? 0) + needed > this.options.maxPerSession) return { ok: false, reason: 'session_limit' };
+    }
     if (this.pool.freeCount < needed) return { ok: false, reason: 'no_free_port' };
-    const relayA = reuseA ?? this.allocate(playerA, now);
-    const relayB = reuseB ?? this.allocate(playerB, now);
+    const relayA = reuseA ?? this.allocate(playerA, now, charge);
+    const relayB = reuseB ?? this.allocate(playerB, now, charge);
     const toB = new Lane(playerA, relayB);
     const toA = new Lane(playerB, relayA);
     toB.reverse = toA;
@@ -293,10 +315,20 @@ export class UdpRelayEngine {
     return this.pool.boundPorts;
   }
 
-  private allocate(owner: Player, now: number): Relay {
+  /** Relay ports charged to a source key now (for tests and /health). */
+  chargedTo(source: string): number {
+    return this.bySource.get(source) ?? 0;
+  }
+
+  private allocate(owner: Player, now: number, charge: RelayCharge | undefined): Relay {
     const slot = this.pool.acquire();
     if (!slot) throw new Error('relay port pool empty after a free-count check');
     const relay = new Relay(owner, slot, now);
+    if (charge) {
+      this.charges.set(relay, charge);
+      this.bySource.set(charge.source, (this.bySource.get(charge.source) ?? 0) + 1);
+      this.bySession.set(charge.session, (this.bySession.get(charge.session) ?? 0) + 1);
+    }
     slot.relay = relay;
     if (owner.relays.length === 0) this.players.set(owner.endpoint, owner);
     owner.relays.push(relay);
@@ -330,6 +362,12 @@ export class UdpRelayEngine {
     const index = owner.relays.indexOf(relay);
     if (index >= 0) owner.relays.splice(index, 1);
     if (owner.relays.length === 0) this.players.delete(owner.endpoint, owner);
+    const charge = this.charges.get(relay);
+    if (charge) {
+      this.charges.delete(relay);
+      uncount(this.bySource, charge.source);
+      uncount(this.bySession, charge.session);
+    }
     this.pool.release(relay.slot);
   }
 
@@ -340,4 +378,10 @@ export class UdpRelayEngine {
     }
     return { address: endpoint.address, port: endpoint.port };
   }
+}
+
+function uncount(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 0) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }

@@ -5,6 +5,7 @@ import type { Delivery } from '../../core/delivery.js';
 import type { SessionRecord, SessionStore } from '../../core/directory.js';
 import type { UdpRelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
+import { sourceKey } from '../../core/limits/source-key.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
@@ -213,8 +214,15 @@ export class NorayCommands {
       this.deps.limits.report('denied_peer', peer.remote);
       return this.fail(peer, 'relaying to this address is not allowed');
     }
-    const result = relay.introduce(requesterEndpoint, hostEndpoint);
+    const result = relay.introduce(requesterEndpoint, hostEndpoint, {
+      source: sourceKey(requesterEndpoint.address),
+      session: requester.id,
+    });
     if (!result.ok) {
+      if (result.reason === 'source_limit' || result.reason === 'session_limit') {
+        this.deps.limits.report(result.reason === 'source_limit' ? 'relays_per_source' : 'relays_per_session', peer.remote);
+        return this.fail(peer, 'too many relays for your address, try later');
+      }
       return this.fail(peer, result.reason === 'no_free_port' ? 'no relay port free, try later' : 'cannot relay to yourself');
     }
     peer.send(encodeCommand('connect-relay', result.portB));

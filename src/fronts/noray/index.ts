@@ -61,6 +61,8 @@ export class NorayFront implements Front {
             maxLifetimeBytes: options.udpRelayMaxLifetimeTraffic,
             socketBufferBytes: options.udpRelaySocketBuffer,
             relearnAfterMs: options.udpRelayRelearnAfter,
+            maxPerSource: options.udpRelayMaxPerSource,
+            maxPerSession: options.udpRelayMaxPerSession,
           });
     if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
     const commands = (this.commands = new NorayCommands({
@@ -227,6 +229,8 @@ const NORAY_OPTION_KEYS = [
   'udpRelayMinPorts',
   'udpRelayPorts',
   'udpRelayRelearnAfter',
+  'udpRelayMaxPerSource',
+  'udpRelayMaxPerSession',
   'udpRelaySocketBuffer',
   'udpRelayTimeout',
   'udpRelayTrafficInterval',

@@ -19,7 +19,9 @@ export type NorayLimitReason =
   | 'connect_coalesced'
   | 'unknown_oid_rate'
   | 'oid_reserved'
-  | 'notification_dropped';
+  | 'notification_dropped'
+  | 'relays_per_source'
+  | 'relays_per_session';
 
 /** The noray front's metrics, with upstream noray's names where it has them. */
 export function createNorayMetrics(registry: Registry) {
