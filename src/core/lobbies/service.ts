@@ -77,6 +77,18 @@ const MAX_REGISTER_ATTEMPTS = 16;
  * through the Delivery by id. Only the mediation timers, and the counts of what this process
  * started, are kept here. Every operation resolves to a result; nothing here throws on client input.
  */
+/** The listing is rebuilt at least this often without changes seen here (another process may share the store). */
+export const LISTING_MAX_AGE_MS = 1000;
+/** Lobbies in the default `GET /lobbies` body; the rest are reachable with `?offset=&limit=`. */
+export const MAX_LISTED_LOBBIES = 1000;
+
+export interface PublicListing {
+  /** Every public lobby, for paging. */
+  readonly lobbies: readonly PublicLobby[];
+  /** `{"lobbies":[...]}` with the first MAX_LISTED_LOBBIES of them. */
+  readonly json: string;
+}
+
 export class LobbyService {
   private readonly store: LobbyStore;
   private readonly timers: TrackedTimers;
@@ -93,6 +105,11 @@ export class LobbyService {
   private readonly tasks = new Set<Promise<void>>();
   private disposed = false;
   private failures = 0;
+  /** Bumped by every change made here that can change the public listing. */
+  private listingVersion = 0;
+  private listing: { readonly version: number; readonly builtAt: number; readonly value: PublicListing } | null = null;
+  private listingBuild: Promise<PublicListing> | null = null;
+  private listingBuildVersion = -1;
 
   constructor(private readonly options: LobbyServiceOptions) {
     this.store = options.store ?? new MemoryLobbyStore();
@@ -137,6 +154,7 @@ export class LobbyService {
   /** The client is gone: it leaves its lobby (closing it if it was the host). */
   async removeClient(id: ClientId): Promise<void> {
     const removed = await this.store.removeClient(id);
+    this.listingVersion++;
     this.clients.delete(id);
     if (removed?.departure) this.departed(removed.departure);
   }
@@ -149,6 +167,37 @@ export class LobbyService {
   /** The id of the lobby the client is in, if any. */
   async lobbyOf(id: ClientId): Promise<string | undefined> {
     return (await this.store.clientById(id))?.lobbyId ?? undefined;
+  }
+
+  /**
+   * The public lobbies and their JSON body, shared by every request: rebuilt lazily by the first
+   * request after a change made through this service (a client sees its own create or join at
+   * once, as Orion clients expect; changes are bounded by the rate limits, so rebuilds are too),
+   * and at least every LISTING_MAX_AGE_MS (changes other processes make to a shared store).
+   * Concurrent requests share one build; a flood of listings costs a string send each, not a
+   * serialisation of up to 5000 lobbies.
+   */
+  publicListing(): Promise<PublicListing> {
+    const now = this.options.clock.now();
+    const cached = this.listing;
+    if (cached !== null) {
+      if (cached.version === this.listingVersion && now - cached.builtAt < LISTING_MAX_AGE_MS) return Promise.resolve(cached.value);
+    }
+    if (this.listingBuild !== null && this.listingBuildVersion === this.listingVersion) return this.listingBuild;
+    const version = this.listingVersion;
+    const build = this.publicLobbies().then((lobbies) => {
+      const shown = lobbies.slice(0, MAX_LISTED_LOBBIES);
+      const value: PublicListing = { lobbies, json: JSON.stringify({ lobbies: shown }) };
+      this.listing = { version, builtAt: now, value };
+      return value;
+    });
+    this.listingBuild = build;
+    this.listingBuildVersion = version;
+    const clear = (): void => {
+      if (this.listingBuild === build) this.listingBuild = null;
+    };
+    build.then(clear, clear);
+    return build;
   }
 
   async publicLobbies(): Promise<PublicLobby[]> {
@@ -179,6 +228,7 @@ export class LobbyService {
         },
         limit,
       );
+      this.listingVersion++;
       if (created.ok) {
         this.hosted.add(created.lobby.id);
         return { ok: true, value: { lobbyName: created.lobby.name, lobbyId: created.lobby.id } };
@@ -192,6 +242,7 @@ export class LobbyService {
     const client = await this.store.clientByToken(token);
     if (!client) return refused('unregistered');
     const joined = await this.store.join(lobbyId, client.id, peerName);
+    this.listingVersion++;
     if (!joined.ok) return refused(joined.error);
     const { lobby } = joined;
     const others = lobby.members.filter((member) => member.clientId !== client.id);
@@ -227,6 +278,7 @@ export class LobbyService {
     }
     const attempt = this.newId();
     const started = await this.store.startMediation(lobbyId, client.id, attempt);
+    this.listingVersion++;
     if (!started.ok) return refused(started.error);
     const { lobby } = started;
     const { timing, observer } = this.options;
@@ -274,6 +326,7 @@ export class LobbyService {
     const client = await this.store.clientByToken(token);
     if (!client) return false;
     const reported = await this.store.reportConnected(client.id);
+    this.listingVersion++;
     if (reported.outcome === 'ignored') return false;
     if (reported.outcome === 'recorded') return true;
 
@@ -293,6 +346,7 @@ export class LobbyService {
     const clients = [...this.clients];
     this.clients.clear();
     await Promise.all(clients.map((id) => this.store.removeClient(id)));
+    this.listingVersion++;
     await this.settled();
   }
 
@@ -313,6 +367,7 @@ export class LobbyService {
   /** The lobby was deleted: every member it had left gets lobby_closed. */
   private closed(lobby: LobbyRecord): void {
     this.hosted.delete(lobby.id);
+    this.listingVersion++;
     this.send(lobby.members, { kind: 'lobbyClosed', lobbyId: lobby.id, lobbyName: lobby.name });
   }
 
@@ -334,6 +389,7 @@ export class LobbyService {
     this.background(
       (async () => {
         const lobby = await this.store.endMediation(lobbyId, attempt);
+        this.listingVersion++;
         if (!lobby) return;
         this.options.observer?.mediationEnded?.(lobbyId, cause);
         this.send(lobby.members, { kind: 'aborted', cause });

@@ -7,7 +7,7 @@ import type { Clock } from '../../core/clock.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { maskSecret } from '../../core/ids.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
-import type { LobbyError, LobbyResult, LobbyService } from '../../core/lobbies/index.js';
+import { MAX_LISTED_LOBBIES, type LobbyError, type LobbyResult, type LobbyService } from '../../core/lobbies/index.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { refusalText, TEXTS, type Refusals } from './errors.js';
 import type { LobbyLimitReason, LobbyMetrics } from './metrics.js';
@@ -93,9 +93,16 @@ export const lobbyHttp: FastifyPluginCallback<LobbyHttpOptions> = (app, options,
   app.route({
     method: listLobbies.method,
     url: listLobbies.url,
-    handler: async (_request, reply) => {
-      const body: z.output<typeof listLobbies.success.schema> = { lobbies: await service.publicLobbies() };
-      return reply.code(listLobbies.success.status).send(body);
+    handler: async (request, reply) => {
+      const listing = await service.publicListing();
+      const page = pageOf(request.query);
+      reply.code(listLobbies.success.status);
+      // Orion's request: the cached body, the same bytes for everyone until the listing changes.
+      if (page === null) return reply.type('application/json; charset=utf-8').send(listing.json);
+      const body: z.output<typeof listLobbies.success.schema> = {
+        lobbies: listing.lobbies.slice(page.offset, page.offset + page.limit),
+      };
+      return reply.send(body);
     },
   });
 
@@ -171,4 +178,19 @@ function respond<T, E extends LobbyError>(
   }
   const refusal = refusals[result.error];
   return reply.code(refusal.status).send({ errors: [refusalText(refusal, lobbyId)] });
+}
+
+/**
+ * Optional paging of `GET /lobbies` (`?offset=&limit=`, limit at most MAX_LISTED_LOBBIES); null
+ * without either, which is what Orion sends. Values that are not whole numbers count as absent.
+ */
+function pageOf(query: unknown): { offset: number; limit: number } | null {
+  if (typeof query !== 'object' || query === null) return null;
+  const { offset, limit } = query as { offset?: unknown; limit?: unknown };
+  const read = (value: unknown): number | null =>
+    typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : null;
+  const from = read(offset);
+  const count = read(limit);
+  if (from === null && count === null) return null;
+  return { offset: from ?? 0, limit: Math.min(count ?? MAX_LISTED_LOBBIES, MAX_LISTED_LOBBIES) };
 }
