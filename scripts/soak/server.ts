@@ -109,6 +109,14 @@ export class ServerProcess {
       // Every soak client comes from 127.0.0.1: the per-IP cap would otherwise be the first limit hit.
       NORAY_MAX_CONNECTIONS_PER_IP: '100000',
       NORAY_MAX_CONNECTIONS: '100000',
+      // Likewise the per-IP answer budgets for guesses: well-behaved flows here expect their ERROR
+      // for an unknown destination, and dozens of them share the one address.
+      NORAY_TCPRELAY_GUESS_RATE: '100000',
+      NORAY_TCPRELAY_GUESS_BURST: '100000',
+      NORAY_UNKNOWN_OID_RATE: '100000',
+      NORAY_UNKNOWN_OID_BURST: '100000',
+      NORAY_UDP_REGISTRAR_REPLY_RATE: '100000',
+      NORAY_UDP_REGISTRAR_REPLY_BURST: '100000',
       ...settings.extraEnv,
     };
     const child = spawn(process.execPath, [BIN], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
