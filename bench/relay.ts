@@ -94,6 +94,8 @@ export function norayEnv(ports: number, extra: Record<string, string> = {}): Rec
     NORAY_UDP_RELAY_TIMEOUT: '1h',
     // One IP (loopback) plays every client: lift the per-IP and per-connection rate limits (still checked).
     NORAY_MAX_CONNECTIONS: '1000000',
+    NORAY_UDP_RELAY_MAX_PER_SOURCE: '1000000',
+    NORAY_UDP_RELAY_MAX_PER_SESSION: '1000000',
     NORAY_UDP_REGISTRAR_REPLY_RATE: '1000000',
     NORAY_UDP_REGISTRAR_REPLY_BURST: '1000000',
     NORAY_MAX_CONNECTIONS_PER_IP: '1000000',
