@@ -370,6 +370,11 @@ describe('isValidCustomOid', () => {
     'a\u00a0b',
     'a\u200bb',
     '\ud800',
+    // Not in NFKC form: lookalikes of other ids.
+    '\uff4c\uff4f\uff42\uff42\uff59',
+    '\ufb01sh',
+    'Cafe\u0301',
+    'x\u00b2',
   ])('rejects %j', (id) => {
     expect(isValidCustomOid(id)).toBe(false);
   });

@@ -83,5 +83,7 @@ export function encodeCommand(name: string, data?: string | number): string {
 
 /** A host-chosen OpenID: 1..64 characters, no whitespace or control characters. */
 export function isValidCustomOid(id: string): boolean {
-  return /^[^\s\p{C}]{1,64}$/u.test(id);
+  // Only ids already in NFKC form: compatibility lookalikes (fullwidth letters, ligatures,
+  // decomposed accents) would otherwise name a second lobby that reads the same as the first.
+  return /^[^\s\p{C}]{1,64}$/u.test(id) && id.normalize('NFKC') === id;
 }
