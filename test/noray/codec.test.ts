@@ -375,6 +375,8 @@ describe('isValidCustomOid', () => {
     '\ufb01sh',
     'Cafe\u0301',
     'x\u00b2',
+    // Invalid UTF-8 on the wire decodes to U+FFFD.
+    'a\ufffdb',
   ])('rejects %j', (id) => {
     expect(isValidCustomOid(id)).toBe(false);
   });

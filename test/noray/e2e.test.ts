@@ -151,6 +151,11 @@ describe('noray control channel', () => {
     await b.next('error');
     b.send('register-host \u0007bell\n');
     await b.next('error');
+    // Invalid UTF-8 and NFKC lookalikes are refused too.
+    b.send(Buffer.concat([Buffer.from('register-host ab'), Buffer.from([0xff]), Buffer.from('cd\n')]));
+    await b.next('error');
+    b.putCommand('register-host', '\uff4c\uff4f\uff42\uff42\uff59');
+    await b.next('error');
     // The holder itself may register the same id again (the latest registration replaces the earlier one).
     a.putCommand('register-host', 'lobby-42');
     expect(await a.next('set-oid')).toBe('lobby-42');

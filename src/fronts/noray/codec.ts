@@ -85,5 +85,6 @@ export function encodeCommand(name: string, data?: string | number): string {
 export function isValidCustomOid(id: string): boolean {
   // Only ids already in NFKC form: compatibility lookalikes (fullwidth letters, ligatures,
   // decomposed accents) would otherwise name a second lobby that reads the same as the first.
-  return /^[^\s\p{C}]{1,64}$/u.test(id) && id.normalize('NFKC') === id;
+  // U+FFFD is what invalid UTF-8 in the line decodes to.
+  return /^[^\s\p{C}\uFFFD]{1,64}$/u.test(id) && id.normalize('NFKC') === id;
 }
