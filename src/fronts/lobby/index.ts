@@ -1,4 +1,5 @@
 import type { Config } from '../../config/schema.js';
+import { connectionLimits } from '../shared/connection-limits.js';
 import type { Front, FrontDeps } from '../front.js';
 import { LobbyFront, type LobbyOptions } from './server.js';
 
@@ -16,12 +17,7 @@ export function lobbyOptions(config: Config): LobbyOptions {
       connectTimeoutMs: config.lobbyConnectTimeout,
     },
     maxLobbies: config.maxLobbies,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    messageRate: config.messageRate,
-    messageBurst: config.messageBurst,
-    byteRate: config.byteRate,
-    byteBurst: config.byteBurst,
+    ...connectionLimits(config),
     denyPrivatePeers: config.denyPrivatePeers,
   };
 }

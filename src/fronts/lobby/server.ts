@@ -11,9 +11,10 @@ import { HTTP_BODY_LIMIT } from './routes.js';
 import { LobbyUdp } from './udp.js';
 import { LobbyWebSockets } from './websocket.js';
 import { LobbyWire, mediationObserver } from './wire.js';
+import type { ConnectionLimits } from '../shared/connection-limits.js';
 
 /** What the lobby front is configured with (picked from the app config in index.ts). */
-export interface LobbyOptions {
+export interface LobbyOptions extends ConnectionLimits {
   /** Listen address of HTTP, WebSocket and UDP alike. */
   readonly host: string;
   /** HTTP + WebSocket port (0: any free one); null: the front binds nothing. */
@@ -21,16 +22,8 @@ export interface LobbyOptions {
   /** Mediation's UDP port (0: any free one); null: lobbies and chat only, ptp/start answers 409. */
   readonly udpPort: number | null;
   readonly timing: MediationTiming;
+  /** Lobbies at once. The connection limits' message rate also bounds HTTP requests per source address. */
   readonly maxLobbies: number;
-  readonly maxConnections: number;
-  readonly maxConnectionsPerIp: number;
-  /** Messages per second per WebSocket, and HTTP requests per second per source address. */
-  readonly messageRate: number;
-  /** The burst allowed above messageRate, for both. */
-  readonly messageBurst: number;
-  /** Bytes per second per WebSocket (message payloads), and the burst allowed above that rate. */
-  readonly byteRate: number;
-  readonly byteBurst: number;
   /** Ignore mediation packets from private, loopback and link-local sources. */
   readonly denyPrivatePeers: boolean;
 }

@@ -11,6 +11,7 @@ import type { Inbox, LocalDelivery } from '../../core/delivery.js';
 import type { ClientId, LobbyEvent } from '../../core/lobbies/index.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
+import type { ConnectionLimits } from '../shared/connection-limits.js';
 import type { LobbyLimitReason } from './metrics.js';
 import { WS_MAX_PAYLOAD, type LobbyWire } from './wire.js';
 
@@ -20,16 +21,7 @@ const WS_MAX_BUFFERED = 4 * 1024 * 1024;
 /** The answer to an upgrade over a connection limit, instead of the 101: with CORS, like every HTTP answer. */
 export const BUSY_RESPONSE = busyResponse('Access-Control-Allow-Origin: *\r\n');
 
-export interface LobbyWebSocketOptions {
-  readonly maxConnections: number;
-  readonly maxConnectionsPerIp: number;
-  /** Messages per second per connection, and the burst allowed above that rate. */
-  readonly messageRate: number;
-  readonly messageBurst: number;
-  /** Bytes per second per connection (message payloads), and the burst allowed above that rate. */
-  readonly byteRate: number;
-  readonly byteBurst: number;
-}
+export type LobbyWebSocketOptions = ConnectionLimits;
 
 export interface LobbyWebSocketDeps {
   readonly wire: LobbyWire;

@@ -1,4 +1,5 @@
 import type { Config } from '../../config/schema.js';
+import { connectionLimits } from '../shared/connection-limits.js';
 import type { Front, FrontDeps } from '../front.js';
 import { WsRelayFront, type WsRelayOptions } from './server.js';
 
@@ -12,12 +13,7 @@ export function wsRelayOptions(config: Config): WsRelayOptions {
     maxMessageSize: config.wsrelayMaxMessageSize,
     sendBuffer: config.wsrelaySendBuffer,
     pingIntervalMs: config.wsrelayPingInterval,
-    maxConnections: config.maxConnections,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    messageRate: config.messageRate,
-    messageBurst: config.messageBurst,
-    byteRate: config.byteRate,
-    byteBurst: config.byteBurst,
+    ...connectionLimits(config),
     loginTimeoutMs: config.loginTimeout,
     maxRooms: config.maxRooms,
   };

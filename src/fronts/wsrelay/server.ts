@@ -15,9 +15,10 @@ import { listenTcp } from '../shared/listen.js';
 import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
 import { LOGGING_IN, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
+import type { ConnectionLimits } from '../shared/connection-limits.js';
 
-/** What the wsrelay front reads of the config (picked in index.ts). */
-export interface WsRelayOptions {
+/** What the wsrelay front reads of the config (picked in index.ts); its message rate counts the login too, not the fan-out. */
+export interface WsRelayOptions extends ConnectionLimits {
   readonly host: string;
   /** null: switched off, start() rejects. */
   readonly port: number | null;
@@ -26,14 +27,6 @@ export interface WsRelayOptions {
   /** Bytes queued for one peer before it is dropped as too slow. */
   readonly sendBuffer: number;
   readonly pingIntervalMs: number;
-  readonly maxConnections: number;
-  readonly maxConnectionsPerIp: number;
-  /** Messages per second one connection may send on average (the login counts, fan-out does not). */
-  readonly messageRate: number;
-  readonly messageBurst: number;
-  /** Bytes per second one connection may send on average (message payloads), and the burst above it. */
-  readonly byteRate: number;
-  readonly byteBurst: number;
   /** Connections that have not logged in by then are closed with 1008. */
   readonly loginTimeoutMs: number;
   /** Most rooms (server codes) at once. */
