@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { MemoryAddressBook, type AddressBook } from '../../../src/core/address-book.js';
 import { LocalDelivery } from '../../../src/core/delivery.js';
 import { MemorySessionStore, type SessionRecord, type SessionStore } from '../../../src/core/directory.js';
+import { RedisAddressBook } from '../../../src/core/redis/address-book.js';
+import { RedisSessionStore } from '../../../src/core/redis/session-store.js';
 import { SessionRegistrar } from '../../../src/core/session-registrar.js';
+import { uniquePrefix, useRedis } from '../../helpers/redis.js';
 
 interface TestSession extends SessionRecord {
   readonly name: string;
@@ -12,8 +15,19 @@ interface TestSession extends SessionRecord {
 
 const session = (id: string, publicId: string, secret: string): TestSession => ({ id, publicId, secret, name: id });
 
-const sessionStores: Array<[string, () => SessionStore<TestSession>]> = [['memory', () => new MemorySessionStore<TestSession>()]];
-const addressBooks: Array<[string, () => AddressBook]> = [['memory', () => new MemoryAddressBook()]];
+// One redis-server for the file; every store made gets a prefix of its own, so tests never meet.
+const redis = useRedis();
+
+const sessionStores: Array<[string, () => SessionStore<TestSession>]> = [
+  ['memory', () => new MemorySessionStore<TestSession>()],
+  ...(redis.available
+    ? [['redis', () => new RedisSessionStore<TestSession>(redis.client(), uniquePrefix('sessions'))] as [string, () => SessionStore<TestSession>]]
+    : []),
+];
+const addressBooks: Array<[string, () => AddressBook]> = [
+  ['memory', () => new MemoryAddressBook()],
+  ...(redis.available ? [['redis', () => new RedisAddressBook(redis.client(), uniquePrefix('addresses'))] as [string, () => AddressBook]] : []),
+];
 
 describe.each(sessionStores)('SessionStore contract: %s', (_name, make) => {
   it('finds a claimed session by public id and by secret, in separate namespaces', async () => {
