@@ -60,7 +60,13 @@ export function asNumber(reply: unknown): number {
   return text === undefined ? 0 : Number(text);
 }
 
-/** A key part that may hold any character, followed by more parts: length-prefixed so no two tuples share a key. */
+/**
+ * A key part that may hold any character, followed by more parts: prefixed with its length in
+ * UTF-8 bytes (as Lua's string.len counts), so no two tuples share a key.
+ */
 export function part(value: string): string {
-  return `${value.length}:${value}`;
+  return `${Buffer.byteLength(value, 'utf8')}:${value}`;
 }
+
+/** Lua for the same: `part(s)`. */
+export const LUA_PART = `local function part(s) return string.len(s) .. ':' .. s end\n`;

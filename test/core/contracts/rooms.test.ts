@@ -4,11 +4,17 @@
 // nothing here relies on the first.
 import { describe, expect, it } from 'vitest';
 import { MemoryRoomStore, type RoomStore } from '../../../src/core/room-store.js';
+import { RedisRoomStore } from '../../../src/core/redis/room-store.js';
 import { PromisedRoomStore } from '../../helpers/promised-room-store.js';
+import { uniquePrefix, useRedis } from '../../helpers/redis.js';
+
+// One redis-server for the file; every store made gets a prefix of its own, so tests never meet.
+const redis = useRedis();
 
 const roomStores: Array<[string, () => RoomStore]> = [
   ['memory', () => new MemoryRoomStore()],
   ['memory, answering with promises', () => new PromisedRoomStore()],
+  ...(redis.available ? [['redis', () => new RedisRoomStore(redis.client(), uniquePrefix('rooms'))] as [string, () => RoomStore]] : []),
 ];
 
 const UNIQUE = { uniqueIds: true };
