@@ -3,8 +3,16 @@
 // operations are all started before any is awaited, as requests handled by several processes are.
 import { describe, expect, it } from 'vitest';
 import { MemoryLobbyStore, type LobbyStore, type NewLobby } from '../../../src/core/lobbies/index.js';
+import { RedisLobbyStore } from '../../../src/core/redis/lobby-store.js';
+import { uniquePrefix, useRedis } from '../../helpers/redis.js';
 
-const lobbyStores: Array<[string, () => LobbyStore]> = [['memory', () => new MemoryLobbyStore()]];
+// One redis-server for the file; every store made gets a prefix of its own, so tests never meet.
+const redis = useRedis();
+
+const lobbyStores: Array<[string, () => LobbyStore]> = [
+  ['memory', () => new MemoryLobbyStore()],
+  ...(redis.available ? [['redis', () => new RedisLobbyStore(redis.client(), uniquePrefix('lobbies'))] as [string, () => LobbyStore]] : []),
+];
 
 const NO_LIMIT = Number.POSITIVE_INFINITY;
 
