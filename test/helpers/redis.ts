@@ -59,6 +59,10 @@ async function launch(port: number): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--port', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  // A worker that dies or times out before afterAll must not leave the server running.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const deadline = Date.now() + 10_000;
@@ -151,7 +155,8 @@ export function useRedis(): RedisFixture {
     client = await connectClient(server.url);
   });
   afterAll(async () => {
-    for (const c of [client, ...extra]) if (c?.isOpen) await c.quit().catch(() => c.destroy());
+    // destroy, not close: a client still reconnecting after a restart() would wait for the server.
+    for (const c of [client, ...extra]) if (c?.isOpen) c.destroy();
     await server?.stop();
   });
   const need = <T>(value: T | undefined): T => {
