@@ -58,6 +58,7 @@ export class App {
         fronts: () => this.fronts,
         logger: this.logger,
         startedAt: Date.now(),
+        token: this.config.opsToken,
       });
     }
   }

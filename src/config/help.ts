@@ -93,7 +93,9 @@ export function helpText(): string {
       const aliases = option.aliases?.length ? ` (also --${option.aliases.join(', --')})` : '';
       lines.push(`  --${flagName(option)} ${value}${aliases}`);
       lines.push(`      ${option.describe}`);
-      lines.push(`      env ${option.env}, default ${option.secret ? '<redacted>' : JSON.stringify(option.default)}`);
+      // An empty default (a secret left unset) gives nothing away.
+      const shownDefault = option.secret && option.default !== '' ? '<redacted>' : JSON.stringify(option.default);
+      lines.push(`      env ${option.env}, default ${shownDefault}`);
     }
   }
   return lines.join('\n');

@@ -1,7 +1,9 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
-import { describePorts } from '../config/load.js';
+import { Counter, type Registry } from 'prom-client';
+import { ConfigError, describePorts } from '../config/load.js';
+import { MIN_OPS_TOKEN_LENGTH } from '../config/options/general.js';
 import type { Front } from '../fronts/front.js';
 import { throttleDescriptorErrors } from '../core/open-files.js';
 
@@ -17,6 +19,77 @@ function processInfo() {
   return { memory: { rss, heapUsed, heapTotal, external }, activeResources };
 }
 
+/** Loopback listen addresses: an ops port there is only reachable from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+type AuthFailure = 'missing' | 'invalid';
+
+/** Failed ops authentications are logged at most once per this interval, with a count of the rest. */
+export const AUTH_LOG_EVERY_MS = 60_000;
+
+/**
+ * NORAY_OPS_TOKEN on the ops port: `Authorization: Bearer TOKEN`, compared in constant time over
+ * sha256 digests (equal lengths whatever was sent, so neither content nor length leaks).
+ */
+class BearerAuth {
+  private readonly expected: Buffer;
+  private quietUntil = Number.NEGATIVE_INFINITY;
+  private suppressed = 0;
+
+  constructor(
+    token: string,
+    private readonly failures: Counter<'reason'>,
+    private readonly logger: Logger,
+    private readonly now: () => number,
+  ) {
+    // The option's parser refuses short tokens; an embedder passing one straight in is refused too.
+    if (token.length < MIN_OPS_TOKEN_LENGTH) {
+      throw new ConfigError(`NORAY_OPS_TOKEN needs at least ${MIN_OPS_TOKEN_LENGTH} characters`);
+    }
+    this.expected = sha256(token);
+  }
+
+  /** null when the request carries the token. */
+  check(header: string | undefined): AuthFailure | null {
+    if (header === undefined || header === '') return 'missing';
+    const match = /^Bearer +(\S+) *$/i.exec(header);
+    if (!match) return 'invalid';
+    return timingSafeEqual(sha256(match[1] as string), this.expected) ? null : 'invalid';
+  }
+
+  /** Counts every failure; logs the first of a minute, and how many followed it in the next log. */
+  fail(reason: AuthFailure, request: FastifyRequest): void {
+    this.failures.inc({ reason });
+    const at = this.now();
+    if (at < this.quietUntil) {
+      this.suppressed++;
+      return;
+    }
+    this.quietUntil = at + AUTH_LOG_EVERY_MS;
+    const suppressed = this.suppressed;
+    this.suppressed = 0;
+    // Neither the header nor the path: both are the client's text, and a wrong token may be a real one mistyped.
+    this.logger.warn(
+      { reason, remoteAddress: request.socket.remoteAddress, suppressedSinceLastLog: suppressed },
+      'ops request without a valid NORAY_OPS_TOKEN',
+    );
+  }
+}
+
+function refuse(reply: FastifyReply, reason: AuthFailure): FastifyReply {
+  const challenge = reason === 'invalid' ? 'Bearer realm="noray ops", error="invalid_token"' : 'Bearer realm="noray ops"';
+  return reply
+    .code(401)
+    .header('www-authenticate', challenge)
+    .header('cache-control', 'no-store')
+    .send({ error: 'unauthorized: send Authorization: Bearer NORAY_OPS_TOKEN' });
+}
+
 export interface OpsServerOptions {
   host: string;
   port: number;
@@ -24,24 +97,66 @@ export interface OpsServerOptions {
   fronts: () => readonly Front[];
   logger: Logger;
   startedAt: number;
+  /**
+   * NORAY_OPS_TOKEN. When set, every route needs `Authorization: Bearer TOKEN`, except that
+   * /health answers its bare status to anyone (load balancer probes). null: open, as before.
+   */
+  token?: string | null;
+  /** Clock of the auth-failure log throttle (tests). */
+  now?: () => number;
 }
 
 /** Operations HTTP: /health (state of every front) and /metrics (Prometheus text). */
 export class OpsServer {
   private readonly app: FastifyInstance;
   private boundPort = 0;
+  private readonly auth: BearerAuth | null;
+  /** Requests that may see /health's details: every request when no token is configured. */
+  private readonly authorized = new WeakSet<FastifyRequest>();
 
   constructor(private readonly options: OpsServerOptions) {
     // forceCloseConnections: stop() must not wait for a client that sent half a request and went quiet.
     this.app = Fastify({ logger: false, forceCloseConnections: true });
-    this.app.get('/health', async () => ({
-      status: 'ok',
-      uptimeSeconds: Math.round((Date.now() - options.startedAt) / 1000),
-      fronts: Object.fromEntries(
-        options.fronts().map((front) => [front.name, { ports: shortPorts(front.ports()), stats: front.stats() }]),
-      ),
-      process: processInfo(),
-    }));
+    // Registered with or without a token (0 without), so dashboards and alerts need no second variant.
+    const failures = new Counter({
+      name: 'noray_ops_auth_failures_total',
+      help: 'Ops port requests without a valid NORAY_OPS_TOKEN (refused, or /health with a wrong one), by reason',
+      labelNames: ['reason'],
+      registers: [options.metrics],
+    });
+    const token = options.token ?? null;
+    this.auth = token === null ? null : new BearerAuth(token, failures, options.logger, options.now ?? Date.now);
+    const auth = this.auth;
+    if (auth) {
+      // onRequest runs for every request, unknown routes and methods included: without the token
+      // everything is 401 (whether a path exists stays hidden) except the bare status of /health.
+      this.app.addHook('onRequest', async (request, reply) => {
+        const failure = auth.check(request.headers.authorization);
+        if (failure === null) {
+          this.authorized.add(request);
+          return;
+        }
+        const isHealth = request.routeOptions.url === '/health' && (request.method === 'GET' || request.method === 'HEAD');
+        // A probe that sends no token at all is expected: only a wrong token on /health is a failure.
+        if (isHealth && failure === 'missing') return;
+        auth.fail(failure, request);
+        if (isHealth) return;
+        return refuse(reply, failure);
+      });
+    }
+    this.app.get('/health', async (request, reply) => {
+      if (auth && !this.authorized.has(request)) {
+        return reply.header('cache-control', 'no-store').send({ status: 'ok' });
+      }
+      return {
+        status: 'ok',
+        uptimeSeconds: Math.round((Date.now() - options.startedAt) / 1000),
+        fronts: Object.fromEntries(
+          options.fronts().map((front) => [front.name, { ports: shortPorts(front.ports()), stats: front.stats() }]),
+        ),
+        process: processInfo(),
+      };
+    });
     this.app.get('/metrics', async (_request, reply) => {
       const body = await options.metrics.metrics();
       return reply.header('content-type', options.metrics.contentType).send(body);
@@ -61,6 +176,12 @@ export class OpsServer {
     );
     const address = this.app.server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
+    if (!this.auth && !isLoopbackHost(this.options.host)) {
+      this.options.logger.warn(
+        { host: this.options.host, port: this.boundPort },
+        'ops port exposed without NORAY_OPS_TOKEN: anyone who reaches it reads /metrics and /health; set NORAY_OPS_TOKEN or NORAY_HTTP_HOST=127.0.0.1',
+      );
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,8 +1,30 @@
 import { option } from '../option.js';
-import { parseEnum, parseHost, parseOptionalPort } from '../units.js';
+import { ConfigValueError, parseEnum, parseHost, parseOptionalPort } from '../units.js';
 
 export const LOG_LEVELS = ['silent', 'trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Shortest NORAY_OPS_TOKEN accepted: a short bearer token on an open port can be guessed. */
+export const MIN_OPS_TOKEN_LENGTH = 16;
+
+/**
+ * NORAY_OPS_TOKEN: unset (empty) means the ops port answers everyone, as it always has. A token
+ * is what a client sends in `Authorization: Bearer TOKEN`, so it must be header-safe visible
+ * ASCII without spaces; the message never repeats the value (it is a secret).
+ */
+export function parseOpsToken(raw: string): string | null {
+  const value = raw.trim();
+  if (value === '') return null;
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new ConfigValueError('an ops token may only hold visible ASCII characters, no spaces');
+  }
+  if (value.length < MIN_OPS_TOKEN_LENGTH) {
+    throw new ConfigValueError(
+      `an ops token needs at least ${MIN_OPS_TOKEN_LENGTH} characters (make one with: openssl rand -hex 32)`,
+    );
+  }
+  return value;
+}
 
 export const generalOptions = {
   logLevel: option({
@@ -22,5 +44,12 @@ export const generalOptions = {
     default: '8891',
     parse: parseOptionalPort,
     describe: 'Port of the operations HTTP server, or "off"',
+  }),
+  opsToken: option({
+    env: 'NORAY_OPS_TOKEN',
+    default: '',
+    parse: parseOpsToken,
+    describe: `Secret (${MIN_OPS_TOKEN_LENGTH}+ characters) the operations server requires as "Authorization: Bearer TOKEN" for /metrics and /health details; empty: open to all`,
+    secret: true,
   }),
 };
