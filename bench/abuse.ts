@@ -47,8 +47,8 @@ const LOAD_CPU = twoCores ? '1' : undefined;
  * a shared machine, the attackers below the measurer, so on the shared load core it never waits
  * for them.
  */
-const SERVER_NICE = -5;
-const MEASURER_NICE = -5;
+const SERVER_NICE = -10;
+const MEASURER_NICE = -10;
 const ATTACKER_NICE = 0;
 
 /** Default limits everywhere: only where the fronts listen is set (loopback, ephemeral ports). */
@@ -269,7 +269,9 @@ function render(rows: Row[], meta: Record<string, unknown>): string {
     const w = row.window;
     const lines = [`${row.title}:`];
     if (w) {
-      lines.push(`  echo: ${w.echo.samples}/${w.echo.sent} answered, max ${ms(w.echo.max)} ms; relay: ${w.relay.samples}/${w.relay.sent} answered, max ${ms(w.relay.max)} ms; host got ${w.hostNotifications} connect notifications`);
+      lines.push(
+        `  echo: ${w.echo.samples}/${w.echo.sent} answered, max ${ms(w.echo.max)} ms; relay: ${w.relay.samples}/${w.relay.sent} answered, max ${ms(w.relay.max)} ms; host got ${w.hostNotifications} connect notifications; measurer event-loop delay p99 ${ms(w.measurerLag.p99)} ms, max ${ms(w.measurerLag.max)} ms`,
+      );
       const probes = Object.entries(w.probes).map(([name, p]) => `${name} ${p.ok} ok/${p.failed} failed p99 ${ms(p.p99)} ms${p.firstError ? ` (${p.firstError})` : ''}`);
       lines.push(`  probes: ${probes.join('; ')}`);
       if (Object.keys(w.failures).length) lines.push(`  measuring clients: ${JSON.stringify(w.failures)}`);

@@ -10,6 +10,7 @@
  * `window` collects what was sent during a time window and counts lost replies and failures.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WsPeer } from '../../test/clients/carparty.js';
 import { raw } from '../../test/clients/rocco.js';
 import { serve } from '../lib/rpc.js';
@@ -46,6 +47,8 @@ export interface WindowResult {
   failures: Record<string, number>;
   /** `connect` notifications the measured host received (attack 5 aims at it). */
   hostNotifications: number;
+  /** The measurer's own event-loop delay (ms): when high, the measurer was starved, not only the server. */
+  measurerLag: { p99: number; max: number };
 }
 
 let ports: Ports | null = null;
@@ -234,9 +237,12 @@ serve({
   window: async (params: { durationMs: number; graceMs: number }): Promise<WindowResult> => {
     failures.clear();
     hostNotifications = 0;
+    const lag = monitorEventLoopDelay({ resolution: 5 });
+    lag.enable();
     const from = performance.now();
     await sleep(params.durationMs);
     const to = performance.now();
+    lag.disable();
     // Replies to what was sent in the window may still be on their way: wait for them, up to graceMs.
     const pending = (samples: Map<number, Sent>) => [...samples.values()].some((sample) => sample.at >= from && sample.at < to && sample.rtt === null);
     for (const until = performance.now() + params.graceMs; performance.now() < until && (pending(echoes) || pending(pings)); ) await sleep(20);
@@ -258,6 +264,7 @@ serve({
       probes,
       failures: Object.fromEntries(failures),
       hostNotifications,
+      measurerLag: { p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 },
     };
   },
   stop: () => {
