@@ -31,9 +31,9 @@ const log = (line: string) => process.stderr.write(`[${((performance.now() - sta
 const WINDOW_MS = quick ? 2000 : 5000;
 /** How long a reply may take before it counts as lost (the wait ends as soon as all are in). */
 const GRACE_MS = quick ? 1500 : 2000;
-const WARMUP_MS = quick ? 300 : 500;
-const SETTLE_MS = quick ? 300 : 1000;
-const WARMUP_WINDOW_MS = quick ? 1000 : 2000;
+const WARMUP_MS = quick ? 200 : 500;
+const SETTLE_MS = quick ? 200 : 1000;
+const WARMUP_WINDOW_MS = quick ? 500 : 2000;
 /** Setup (opening hundreds of connections) and teardown of one attack may take this long at most. */
 const PHASE_SLACK_MS = 30_000;
 const P99_LIMIT_MS = 20;
@@ -79,7 +79,7 @@ const HEADLINES: Record<string, readonly string[]> = {
   'lobby-flood': ['lobbies_created', 'list_http_200', 'list_http_429'],
   'connect-flood': ['connect_sent', 'connect_answered'],
   'tcprelay-big': ['frames_sent', 'senders_cut', 'receiver_bytes'],
-  silent: ['wsrelay_open', 'lobby_open', 'ops_open', 'wsrelay_closed_by_server', 'lobby_closed_by_server', 'ops_closed_by_server'],
+  silent: ['wsrelay_open', 'lobby_open', 'ops_open', 'wsrelay_closed_by_server', 'lobby_closed_by_server', 'ops_closed_by_server', 'held'],
   guessing: ['ws_guesses', 'tcp_frames_sent', 'tcp_error_answers', 'tcp_senders_closed_by_server'],
 };
 
