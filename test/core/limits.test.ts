@@ -51,6 +51,20 @@ describe('ConnectionGate', () => {
     gate.release('9.9.9.9');
     expect(gate.size).toBe(0);
   });
+
+  it('counts an IPv6 /64 as one source, and a mapped IPv4 address as its IPv4 address', () => {
+    const gate = new ConnectionGate(10, 2);
+    expect(gate.admit('2001:db8:1:2::1')).toBe('ok');
+    expect(gate.admit('2001:db8:1:2:ffff::9')).toBe('ok');
+    expect(gate.admit('2001:db8:1:2:abcd:1:2:3')).toBe('per_ip');
+    expect(gate.admit('2001:db8:1:3::1')).toBe('ok');
+    expect(gate.admit('::ffff:1.2.3.4')).toBe('ok');
+    expect(gate.admit('1.2.3.4')).toBe('ok');
+    expect(gate.admit('1.2.3.4')).toBe('per_ip');
+    gate.release('2001:db8:1:2:ffff::9');
+    expect(gate.admit('2001:db8:1:2::77')).toBe('ok');
+    expect(gate.sources).toBe(3);
+  });
 });
 
 describe('AddressPolicy', () => {

@@ -1,6 +1,11 @@
+import { sourceKey } from './source-key.js';
+
 export type GateVerdict = 'ok' | 'total' | 'per_ip';
 
-/** Caps concurrent connections of one front, in total and per source address. */
+/**
+ * Caps concurrent connections of one front, in total and per source: an IPv4 address, or an IPv6
+ * /64 (one subscriber's network), so rotating through a prefix's addresses gains nothing.
+ */
 export class ConnectionGate {
   private total = 0;
   private readonly perIp = new Map<string, number>();
@@ -13,18 +18,20 @@ export class ConnectionGate {
   /** Counts the connection in if allowed; every 'ok' must be matched by one release(). */
   admit(ip: string): GateVerdict {
     if (this.total >= this.maxTotal) return 'total';
-    const current = this.perIp.get(ip) ?? 0;
+    const source = sourceKey(ip);
+    const current = this.perIp.get(source) ?? 0;
     if (current >= this.maxPerIp) return 'per_ip';
-    this.perIp.set(ip, current + 1);
+    this.perIp.set(source, current + 1);
     this.total++;
     return 'ok';
   }
 
   release(ip: string): void {
-    const current = this.perIp.get(ip);
+    const source = sourceKey(ip);
+    const current = this.perIp.get(source);
     if (current === undefined) return;
-    if (current <= 1) this.perIp.delete(ip);
-    else this.perIp.set(ip, current - 1);
+    if (current <= 1) this.perIp.delete(source);
+    else this.perIp.set(source, current - 1);
     this.total--;
   }
 

@@ -21,7 +21,7 @@ interface Tracked {
  */
 export class SourceRateLimiter {
   private readonly sources = new Map<string, Tracked>();
-  /** How long a bucket takes to refill from empty: idle this long, a source is forgotten. */
+  /** How long a bucket takes to refill from its deepest debt (see charge): idle this long, a source is forgotten. */
   private readonly idleMs: number;
 
   constructor(
@@ -30,11 +30,25 @@ export class SourceRateLimiter {
     private readonly clock: Clock,
     private readonly maxSources = MAX_TRACKED_SOURCES,
   ) {
-    this.idleMs = Math.ceil((burst * 1000) / ratePerSecond);
+    this.idleMs = Math.ceil((2 * burst * 1000) / ratePerSecond);
   }
 
   /** Takes one token for `source`; false when it is over its rate. */
   take(source: string): boolean {
+    return this.touch(source).take();
+  }
+
+  /** Whether `source` has a token now, taking none (an unknown source has a full bucket). */
+  has(source: string): boolean {
+    return this.sources.get(source)?.bucket.has() ?? true;
+  }
+
+  /** Takes a token from `source` whether it has one or not (see TokenBucket.charge: a backoff). */
+  charge(source: string): void {
+    this.touch(source).charge();
+  }
+
+  private touch(source: string): TokenBucket {
     const now = this.clock.now();
     this.forgetIdle(now);
     let tracked = this.sources.get(source);
@@ -46,7 +60,7 @@ export class SourceRateLimiter {
       tracked.seenAt = now;
     }
     this.sources.set(source, tracked);
-    return tracked.bucket.take();
+    return tracked.bucket;
   }
 
   /** Sources tracked now (for tests and /health). */
