@@ -104,6 +104,8 @@ export function norayEnv(ports: number, extra: Record<string, string> = {}): Rec
     NORAY_MAX_SESSIONS: '10000000',
     NORAY_MAX_LOBBIES: '10000000',
     NORAY_MAX_ROOMS: '10000000',
+    NORAY_WSRELAY_GUESS_RATE: '10000000',
+    NORAY_WSRELAY_GUESS_BURST: '10000000',
     ...extra,
   };
 }

@@ -113,6 +113,8 @@ export class ServerProcess {
       // for an unknown destination, and dozens of them share the one address.
       NORAY_TCPRELAY_GUESS_RATE: '100000',
       NORAY_TCPRELAY_GUESS_BURST: '100000',
+      NORAY_WSRELAY_GUESS_RATE: '100000',
+      NORAY_WSRELAY_GUESS_BURST: '100000',
       NORAY_UNKNOWN_OID_RATE: '100000',
       NORAY_UNKNOWN_OID_BURST: '100000',
       NORAY_UDP_RELAY_MAX_PER_SOURCE: '100000',

@@ -43,6 +43,13 @@ export function parseDuration(raw: string): number {
   return ms;
 }
 
+/** A duration usable as a timer delay: from 1 ms to 2^31-1 ms (about 24 days). */
+export function parsePositiveDuration(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms < 1 || ms > 2 ** 31 - 1) throw new ConfigValueError('expected a duration from 1ms to 24d');
+  return ms;
+}
+
 const BYTE_UNITS = ['b', 'kb', 'mb', 'gb', 'tb', 'pb'];
 
 /** Parses `128kb`, `1Gb`, ... into bytes (powers of 1024). A bare number means bytes. */

@@ -78,8 +78,8 @@ export async function loginServer(port: number, code: string): Promise<WsPeer> {
 }
 
 /** Logs a phone in and waits until its server has been told. */
-export async function loginClient(port: number, server: WsPeer, code: string, id: string): Promise<WsPeer> {
-  const client = await WsPeer.open(port);
+export async function loginClient(port: number, server: WsPeer, code: string, id: string, localAddress?: string): Promise<WsPeer> {
+  const client = await WsPeer.open(port, '/', localAddress === undefined ? {} : { localAddress });
   client.send({ action: 'login_client', server_code: code, client_id: id });
   const notice = await server.next();
   if (notice !== JSON.stringify({ action: 'connect', client_id: id })) throw new Error(`unexpected ${notice}`);

@@ -1,5 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { WebSocket } from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
 import { decodeMessage, encodeMessage } from '../../src/fronts/lobby/codec.js';
 
 export interface Received {
@@ -48,8 +48,13 @@ export class OrionClient {
     ws.on('error', () => undefined);
   }
 
-  static async connect(httpPort: number, udpPort: number | null = null, path = '/'): Promise<OrionClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}${path}`);
+  /** `ws`: options of the WebSocket (e.g. `autoPong: false` for a client that never answers pings). */
+  static async connect(httpPort: number, udpPort: number | null = null, path = '/', ws: ClientOptions = {}): Promise<OrionClient> {
+    const socket = new WebSocket(`ws://127.0.0.1:${httpPort}${path}`, ws);
+    return OrionClient.registered(httpPort, udpPort, socket);
+  }
+
+  private static async registered(httpPort: number, udpPort: number | null, ws: WebSocket): Promise<OrionClient> {
     const client = new OrionClient(httpPort, udpPort, ws);
     const registered = await client.next('client_registered');
     client.token = String(registered.token);

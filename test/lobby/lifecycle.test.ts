@@ -23,6 +23,8 @@ const OPTIONS: LobbyOptions = {
   messageBurst: 1000,
   byteRate: 1 << 20,
   byteBurst: 4 << 20,
+  handshakeTimeoutMs: 5000,
+  pingIntervalMs: 10_000,
   denyPrivatePeers: false,
 };
 

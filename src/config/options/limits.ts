@@ -1,5 +1,5 @@
 import { option } from '../option.js';
-import { ConfigValueError, parseBoolean, parseByteSize, parseDuration, parseInteger } from '../units.js';
+import { ConfigValueError, parseBoolean, parseByteSize, parseDuration, parseInteger, parsePositiveDuration } from '../units.js';
 
 /** Abuse limits shared by every front. */
 export const limitOptions = {
@@ -62,6 +62,13 @@ export const limitOptions = {
     default: '30s',
     parse: parseDuration,
     describe: 'Connections that have not identified themselves by then are closed (never after noray register-host)',
+  }),
+  handshakeTimeout: option({
+    env: 'NORAY_HANDSHAKE_TIMEOUT',
+    default: '5s',
+    parse: parsePositiveDuration,
+    describe:
+      'HTTP listeners (lobby, wsrelay, ops): a connection whose request or WebSocket upgrade is not complete by then (or that stays idle that long between requests) is closed',
   }),
   denyPrivatePeers: option({
     env: 'NORAY_DENY_PRIVATE_PEERS',

@@ -1,5 +1,5 @@
 import { option } from '../option.js';
-import { parseDuration, parseHost, parseOptionalPort } from '../units.js';
+import { parseDuration, parseHost, parseOptionalPort, parsePositiveDuration } from '../units.js';
 
 export const lobbyOptions = {
   lobbyHost: option({
@@ -42,5 +42,11 @@ export const lobbyOptions = {
     parse: parseDuration,
     describe: 'Mediation: how long to wait for every member to report a direct connection',
     aliases: ['ptpmConnectTimeoutMs'],
+  }),
+  lobbyPingInterval: option({
+    env: 'NORAY_LOBBY_PING_INTERVAL',
+    default: '10s',
+    parse: parsePositiveDuration,
+    describe: 'How often the lobby pings each WebSocket client; a client that misses 2 pongs in a row is dropped (and leaves its lobby)',
   }),
 };

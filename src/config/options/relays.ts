@@ -1,5 +1,5 @@
 import { option } from '../option.js';
-import { ConfigValueError, parseByteSize, parseDuration, parseHost, parseInteger, parseOptionalPort } from '../units.js';
+import { ConfigValueError, parseByteSize, parseDuration, parseHost, parseInteger, parseOptionalPort, parsePositiveDuration } from '../units.js';
 
 export const relayFrontOptions = {
   wsrelayHost: option({
@@ -41,7 +41,7 @@ export const relayFrontOptions = {
   wsrelayPingInterval: option({
     env: 'NORAY_WSRELAY_PING_INTERVAL',
     default: '1s',
-    parse: positiveDuration,
+    parse: parsePositiveDuration,
     describe: 'How often the WebSocket relay pings each peer; a peer that misses 2 pongs in a row is dropped',
   }),
   tcprelayMaxFrameSize: option({
@@ -75,16 +75,23 @@ export const relayFrontOptions = {
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
     describe: 'Failed INITs and messages to unknown ids one source IP may get answered at once before NORAY_TCPRELAY_GUESS_RATE applies',
   }),
+  wsrelayGuessRate: option({
+    env: 'NORAY_WSRELAY_GUESS_RATE',
+    default: '2',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe:
+      'Failed logins (login_client with an unknown code, login_server with a taken one) per second allowed to one source IP (IPv6: per /64); past it every login from there is refused unchecked (guess_rate)',
+  }),
+  wsrelayGuessBurst: option({
+    env: 'NORAY_WSRELAY_GUESS_BURST',
+    default: '20',
+    parse: (raw) => parseInteger(raw, 1, 1_000_000),
+    describe: 'Failed logins one source IP may make at once before NORAY_WSRELAY_GUESS_RATE applies',
+  }),
 };
 
 function positiveByteSize(raw: string): number {
   const bytes = parseByteSize(raw);
   if (bytes < 1 || bytes > 2 ** 31 - 1) throw new ConfigValueError('expected a size from 1b to 2gb');
   return bytes;
-}
-
-function positiveDuration(raw: string): number {
-  const ms = parseDuration(raw);
-  if (ms < 1 || ms > 2 ** 31 - 1) throw new ConfigValueError('expected a duration from 1ms to 24d');
-  return ms;
 }

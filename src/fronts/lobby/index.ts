@@ -19,6 +19,7 @@ export function lobbyOptions(config: Config): LobbyOptions {
     maxLobbies: config.maxLobbies,
     ...connectionLimits(config),
     denyPrivatePeers: config.denyPrivatePeers,
+    pingIntervalMs: config.lobbyPingInterval,
   };
 }
 

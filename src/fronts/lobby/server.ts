@@ -9,12 +9,12 @@ import type { LimitSink } from '../../core/limits/reporting.js';
 import { createLobbyMetrics, type LobbyLimitReason, type LobbyMetrics } from './metrics.js';
 import { HTTP_BODY_LIMIT } from './routes.js';
 import { LobbyUdp } from './udp.js';
-import { LobbyWebSockets } from './websocket.js';
+import { BUSY_RESPONSE, LobbyWebSockets, type LobbyWebSocketOptions } from './websocket.js';
 import { LobbyWire, mediationObserver } from './wire.js';
-import type { ConnectionLimits } from '../shared/connection-limits.js';
+import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
 
 /** What the lobby front is configured with (picked from the app config in index.ts). */
-export interface LobbyOptions extends ConnectionLimits {
+export interface LobbyOptions extends LobbyWebSocketOptions {
   /** Listen address of HTTP, WebSocket and UDP alike. */
   readonly host: string;
   /** HTTP + WebSocket port (0: any free one); null: the front binds nothing. */
@@ -47,6 +47,8 @@ export class LobbyFront implements Front {
   private readonly metrics: LobbyMetrics;
   private readonly wire: LobbyWire;
   private readonly websockets: LobbyWebSockets;
+  /** Counts every TCP connection (HTTP requests and WebSockets alike) from accept until it closes. */
+  private readonly gate: AcceptGate;
   private readonly udp: LobbyUdp | null;
   private http: FastifyInstance | null = null;
   private httpPort: number | null = null;
@@ -77,6 +79,12 @@ export class LobbyFront implements Front {
     });
     this.wire = new LobbyWire({ metrics, logger, udpPort: () => this.udp?.port ?? null }, service);
     this.websockets = new LobbyWebSockets(options, { wire: this.wire, delivery, clock, limits, logger });
+    this.gate = new AcceptGate({
+      maxConnections: options.maxConnections,
+      maxConnectionsPerIp: options.maxConnectionsPerIp,
+      busyResponse: BUSY_RESPONSE,
+      refused: (ip, verdict) => limits.report(verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip),
+    });
     this.udp =
       options.udpPort === null
         ? null
@@ -109,7 +117,7 @@ export class LobbyFront implements Front {
     return {
       ...this.wire.service.counts(),
       connections: this.websockets.connections,
-      admitted: this.websockets.admitted,
+      admitted: this.gate.admitted,
     };
   }
 
@@ -122,8 +130,18 @@ export class LobbyFront implements Front {
     }
     if (this.udp && udpPort !== null) await this.udp.bind(host, udpPort);
     // forceCloseConnections: stop() must not wait for a client that sent half a request and went quiet.
-    const http = Fastify({ logger: false, bodyLimit: HTTP_BODY_LIMIT, forceCloseConnections: true });
+    const deadlines = httpDeadlines(this.options.handshakeTimeoutMs);
+    const http = Fastify({
+      logger: false,
+      bodyLimit: HTTP_BODY_LIMIT,
+      forceCloseConnections: true,
+      http: deadlines,
+      // Fastify sets these two on the server itself, over what `http` said.
+      keepAliveTimeout: deadlines.keepAliveTimeout,
+      requestTimeout: deadlines.requestTimeout,
+    });
     this.http = http;
+    this.gate.install(http.server);
     await http.register(lobbyHttp, {
       service: this.wire.service,
       metrics: this.metrics,
@@ -147,7 +165,9 @@ export class LobbyFront implements Front {
     this.state = 'stopping';
     await this.wire.dispose();
     await this.websockets.close();
-    await Promise.allSettled([this.http?.close(), this.udp?.close()]);
+    const closed = Promise.allSettled([this.http?.close(), this.udp?.close()]);
+    this.gate.destroyRefused();
+    await closed;
     this.state = 'stopped';
   }
 }

@@ -1,16 +1,15 @@
-// The lobby's WebSockets: upgrade gating, one client per connection, its message rate, shutdown.
+// The lobby's WebSockets: one client per connection, its message rate, pings, shutdown.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { Clock } from '../../core/clock.js';
+import type { Clock, Timer } from '../../core/clock.js';
 import { normalizeAddress } from '../../core/endpoint.js';
-import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import type { Inbox, LocalDelivery } from '../../core/delivery.js';
 import type { ClientId, LobbyEvent } from '../../core/lobbies/index.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
-import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
+import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
 import type { ConnectionLimits } from '../shared/connection-limits.js';
 import type { LobbyLimitReason } from './metrics.js';
 import { WS_MAX_PAYLOAD, type LobbyWire } from './wire.js';
@@ -18,10 +17,16 @@ import { WS_MAX_PAYLOAD, type LobbyWire } from './wire.js';
 /** A client that lets this much outgoing data pile up is cut off rather than buffered forever. */
 const WS_MAX_BUFFERED = 4 * 1024 * 1024;
 
-/** The answer to an upgrade over a connection limit, instead of the 101: with CORS, like every HTTP answer. */
+/** The answer to a connection over a connection limit: with CORS, like every HTTP answer. */
 export const BUSY_RESPONSE = busyResponse('Access-Control-Allow-Origin: *\r\n');
 
-export type LobbyWebSocketOptions = ConnectionLimits;
+/** Pings left unanswered before a client counts as dead. */
+const MAX_MISSED_PINGS = 2;
+
+export interface LobbyWebSocketOptions extends ConnectionLimits {
+  /** How often every client is pinged; a client that misses MAX_MISSED_PINGS in a row is dropped. */
+  readonly pingIntervalMs: number;
+}
 
 export interface LobbyWebSocketDeps {
   readonly wire: LobbyWire;
@@ -33,58 +38,45 @@ export interface LobbyWebSocketDeps {
 }
 
 /**
- * Upgrades on any path of the HTTP server become clients of the wire. A connection over its
- * message or byte rate is closed with 1008; stop() says going-away (1001) to everyone still connected.
+ * Upgrades on any path of the HTTP server become clients of the wire (the connection limits were
+ * applied when the server accepted the connection). A connection over its message or byte rate
+ * is closed with 1008, one that stops answering pings is cut off (a half-open socket would keep
+ * its lobby forever), and stop() says going-away (1001) to everyone still connected.
  */
 export class LobbyWebSockets {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: WS_MAX_PAYLOAD });
-  /** Counts every WebSocket from its upgrade request until its socket closes. */
-  private readonly gate: ConnectionGate;
-  private readonly open = new Set<WebSocket>();
+  /** Open WebSockets and the pings each has left unanswered. */
+  private readonly open = new Map<WebSocket, { missed: number }>();
+  /** Started with the first connection, so a front that never starts holds no timer. */
+  private pinger: Timer | null = null;
   private closing = false;
 
   constructor(
     private readonly options: LobbyWebSocketOptions,
     private readonly deps: LobbyWebSocketDeps,
-  ) {
-    this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
-  }
+  ) {}
 
   /** Open WebSockets. */
   get connections(): number {
     return this.open.size;
   }
 
-  /** Connection-gate slots held: open WebSockets and upgrades still under way. */
-  get admitted(): number {
-    return this.gate.size;
-  }
-
   /** The HTTP server's 'upgrade' listener. */
   readonly upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    // A socket already closed would never emit the 'close' that releases its gate slot.
     if (this.closing || socket.destroyed) {
       socket.destroy();
       return;
     }
     const ip = normalizeAddress(request.socket.remoteAddress ?? '?');
-    const verdict = this.gate.admit(ip);
-    if (verdict !== 'ok') {
-      const reason: LobbyLimitReason = verdict === 'total' ? 'max_connections' : 'max_connections_per_ip';
-      this.deps.limits.report(reason, ip);
-      refuseUpgrade(socket, BUSY_RESPONSE);
-      return;
-    }
-    // Released on whatever ends the socket: a failed handshake, any close of the client, close().
-    socket.once('close', () => this.gate.release(ip));
     this.wss.handleUpgrade(request, socket, head, (ws) => this.connection(ws, ip));
   };
 
   /** Stops accepting, closes every WebSocket with 1001 and waits a moment for the handshakes. */
   async close(): Promise<void> {
     this.closing = true;
-    const sockets = [...this.open];
+    this.pinger?.cancel();
+    const sockets = [...this.open.keys()];
     this.open.clear();
     await closeGracefully(sockets, (ws) => ws.close(CLOSE.goingAway, 'server shutting down'));
     this.wss.close();
@@ -96,7 +88,10 @@ export class LobbyWebSockets {
       return;
     }
     const { wire, delivery, clock, limits, logger } = this.deps;
-    this.open.add(ws);
+    this.pinger ??= clock.setInterval(() => this.pingAll(), this.options.pingIntervalMs);
+    const liveness = { missed: 0 };
+    this.open.set(ws, liveness);
+    ws.on('pong', () => void (liveness.missed = 0));
     let id: ClientId | undefined;
     const inbox: Inbox<LobbyEvent> = (event) => this.send(ws, wire.frame(event), id);
     // One chain per connection: its registration, then each message in arrival order, then its close.
@@ -117,6 +112,7 @@ export class LobbyWebSockets {
     ws.on('message', (data: RawData) => {
       // Frames already on the wire when the socket started closing are dropped.
       if (ws.readyState !== WebSocket.OPEN) return;
+      liveness.missed = 0;
       if (!bucket.take()) {
         limits.report('message_rate', ip);
         ws.close(CLOSE.policy, 'message rate exceeded');
@@ -139,6 +135,19 @@ export class LobbyWebSockets {
         await wire.disconnected(id);
       });
     });
+  }
+
+  private pingAll(): void {
+    for (const [ws, liveness] of this.open) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (liveness.missed >= MAX_MISSED_PINGS) {
+        this.deps.logger.debug('lobby client answers no pings: cut off');
+        ws.terminate();
+        continue;
+      }
+      liveness.missed++;
+      ws.ping();
+    }
   }
 
   private send(ws: WebSocket, frame: string, client: ClientId | undefined): void {

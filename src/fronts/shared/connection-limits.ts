@@ -10,6 +10,8 @@ export interface ConnectionLimits {
   /** Bytes per second one connection may send on average (message payloads), and the burst above it. */
   readonly byteRate: number;
   readonly byteBurst: number;
+  /** HTTP request or WebSocket upgrade deadline, and the idle limit between requests (see httpDeadlines). */
+  readonly handshakeTimeoutMs: number;
 }
 
 /** The connection limits of the config, for a front's options. */
@@ -21,5 +23,6 @@ export function connectionLimits(config: Config): ConnectionLimits {
     messageBurst: config.messageBurst,
     byteRate: config.byteRate,
     byteBurst: config.byteBurst,
+    handshakeTimeoutMs: config.handshakeTimeout,
   };
 }

@@ -16,6 +16,8 @@ export function wsRelayOptions(config: Config): WsRelayOptions {
     ...connectionLimits(config),
     loginTimeoutMs: config.loginTimeout,
     maxRooms: config.maxRooms,
+    guessRate: config.wsrelayGuessRate,
+    guessBurst: config.wsrelayGuessBurst,
   };
 }
 

@@ -16,6 +16,7 @@ export type CloseReason =
   | 'message_rate'
   | 'byte_rate'
   | 'max_rooms'
+  | 'guess_rate'
   | 'shutdown';
 
 /** Why a message was not relayed: the label of `noray_wsrelay_messages_dropped_total`. */
@@ -30,6 +31,7 @@ export type WsRelayLimitReason =
   | 'byte_rate'
   | 'message_too_large'
   | 'max_rooms'
+  | 'guess_rate'
   | 'slow_reader';
 
 /** Live counts the gauges read on scrape. */

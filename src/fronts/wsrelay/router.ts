@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import type { AttachableDelivery, Inbox } from '../../core/delivery.js';
 import type { Awaitable, JoinResult, OpenResult, RoomStore } from '../../core/room-store.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
+import type { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
+import { sourceKey } from '../../core/limits/source-key.js';
 import { CLOSE } from '../shared/websocket.js';
 import { frameText, notice, parseLogin, stampClientId, targetOf } from './codec.js';
 import type { CloseReason, WsRelayLimitReason, WsRelayMetrics } from './metrics.js';
@@ -74,6 +76,11 @@ export interface WsRelayRouterDeps {
   readonly maxRooms: number;
   /** Makes connection ids; random UUIDs unless a test picks them. */
   readonly newConnectionId?: () => string;
+  /**
+   * Failed logins (unknown code, taken code) per source (sourceKey of the IP): a source over it is
+   * refused every login unchecked, so guessing codes learns nothing. None: unlimited.
+   */
+  readonly guesses?: SourceRateLimiter;
 }
 
 /** Turns the messages of relay connections into room calls; never sends a client anything but relayed server messages. */
@@ -151,6 +158,13 @@ export class WsRelayRouter {
   private login(peer: RelayPeer, text: string | null): Awaitable<void> {
     const login = text === null ? null : parseLogin(text);
     if (login === null) return this.refuse(peer, 'bad_login');
+    const { guesses } = this.deps;
+    if (guesses !== undefined && !guesses.has(sourceKey(peer.ip))) {
+      // Refused before the code is looked at: an answer would tell whether it exists.
+      guesses.charge(sourceKey(peer.ip));
+      this.deps.limits.report('guess_rate', peer.ip);
+      return this.refuse(peer, 'guess_rate');
+    }
     const { rooms, delivery } = this.deps;
     const inbox: Inbox<Delivered> = (message) => (message === RELEASED ? this.released(peer) : peer.send(message));
     const link: Link = { connection: this.newConnectionId(), inbox };
@@ -175,7 +189,7 @@ export class WsRelayRouter {
       this.deps.limits.report('max_rooms', peer.ip);
       return this.refuse(peer, 'max_rooms');
     }
-    if (result === 'taken') return this.refuse(peer, 'code_taken');
+    if (result === 'taken') return this.refuseGuess(peer, 'code_taken');
     peer.state = { kind: 'server', code, link };
     this.deps.logger.debug({ code: clip(code) }, 'server logged in');
     peer.loggedIn();
@@ -184,7 +198,7 @@ export class WsRelayRouter {
   private joined(peer: RelayPeer, code: string, clientId: string, link: Link, result: JoinResult): Awaitable<void> {
     if (result !== 'joined') {
       this.deps.delivery.detach(link.connection, link.inbox);
-      return this.refuse(peer, 'unknown_code');
+      return this.refuseGuess(peer, 'unknown_code');
     }
     const owner = this.deps.rooms.owner(code);
     if (owner instanceof Promise) return owner.then((found) => this.welcome(peer, code, clientId, link, found));
@@ -196,7 +210,7 @@ export class WsRelayRouter {
       // Ended while the store answered, or the room closed in between: leave without a notice.
       this.deps.delivery.detach(link.connection, link.inbox);
       const left = this.deps.rooms.leave(code, link.connection);
-      if (owner === undefined) this.refuse(peer, 'unknown_code');
+      if (owner === undefined) this.refuseGuess(peer, 'unknown_code');
       return left instanceof Promise ? left.then(() => undefined) : undefined;
     }
     peer.state = { kind: 'client', code, clientId, owner, link };
@@ -229,6 +243,12 @@ export class WsRelayRouter {
   /** Ends the peer and closes it without a message (the protocol has no error messages). */
   private refuse(peer: RelayPeer, reason: CloseReason, code: number = CLOSE.policy): void {
     if (this.end(peer, reason)) peer.close(code);
+  }
+
+  /** A login whose code told the peer something (taken, unknown): counted as a guess of its source. */
+  private refuseGuess(peer: RelayPeer, reason: 'code_taken' | 'unknown_code'): void {
+    this.deps.guesses?.charge(sourceKey(peer.ip));
+    this.refuse(peer, reason);
   }
 
   /** The room closed because its server left: close this client without a notice. */

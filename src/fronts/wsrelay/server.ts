@@ -6,13 +6,15 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Timer } from '../../core/clock.js';
 import { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
-import { ConnectionGate, type GateVerdict } from '../../core/limits/connection-gate.js';
+import type { GateVerdict } from '../../core/limits/connection-gate.js';
+import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { MemoryRoomStore } from '../../core/room-store.js';
 import type { Front, FrontDeps } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
-import { busyResponse, CLOSE, closeGracefully, refuseUpgrade } from '../shared/websocket.js';
+import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
+import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
 import { LOGGING_IN, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
 import type { ConnectionLimits } from '../shared/connection-limits.js';
@@ -31,6 +33,9 @@ export interface WsRelayOptions extends ConnectionLimits {
   readonly loginTimeoutMs: number;
   /** Most rooms (server codes) at once. */
   readonly maxRooms: number;
+  /** Failed logins (unknown or taken code) per second from one source, and at once. */
+  readonly guessRate: number;
+  readonly guessBurst: number;
 }
 
 /** The front's dependencies: everything of FrontDeps but the config, whose part is WsRelayOptions. */
@@ -57,6 +62,7 @@ const MAX_MISSED_PINGS = 2;
 /** Corked bytes that make a peer's socket flush before the end of the burst. */
 const CORK_FLUSH_BYTES = 64 * 1024;
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
 const BUSY = busyResponse();
 
 export class WsRelayFront implements Front {
@@ -68,8 +74,8 @@ export class WsRelayFront implements Front {
   private readonly peers = new Map<WebSocket, Connection>();
   private readonly router: WsRelayRouter;
   private readonly limits: LimitSink<WsRelayLimitReason>;
-  /** Counts every upgraded connection from its upgrade request until its socket closes. */
-  private readonly gate: ConnectionGate;
+  /** Counts every TCP connection from accept until it closes; refuses over the connection limits. */
+  private readonly gate: AcceptGate;
   private http: Server | null = null;
   private wss: WebSocketServer | null = null;
   private pinger: Timer | null = null;
@@ -82,14 +88,27 @@ export class WsRelayFront implements Front {
   ) {
     this.log = deps.logger.child({ front: 'wsrelay' });
     this.limits = deps.limits.forFront<WsRelayLimitReason>('wsrelay');
-    this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
+    this.gate = new AcceptGate({
+      maxConnections: options.maxConnections,
+      maxConnectionsPerIp: options.maxConnectionsPerIp,
+      busyResponse: BUSY,
+      refused: (ip, verdict) => this.refused(ip, verdict),
+    });
     const { peers, rooms, delivery } = this;
     const metrics = createWsRelayMetrics(deps.metrics, {
       connections: () => peers.size,
       rooms: () => rooms.counts().rooms,
       clients: () => rooms.counts().members,
     });
-    this.router = new WsRelayRouter({ rooms, delivery, metrics, limits: this.limits, logger: this.log, maxRooms: options.maxRooms });
+    this.router = new WsRelayRouter({
+      rooms,
+      delivery,
+      metrics,
+      limits: this.limits,
+      logger: this.log,
+      maxRooms: options.maxRooms,
+      guesses: new SourceRateLimiter(options.guessRate, options.guessBurst, deps.clock),
+    });
   }
 
   async start(): Promise<void> {
@@ -101,23 +120,21 @@ export class WsRelayFront implements Front {
       clientTracking: false,
       perMessageDeflate: false,
     });
-    const http = createServer((_request, response) => {
+    const http = createServer(httpDeadlines(this.options.handshakeTimeoutMs), (_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
       response.end('WebSocket only\n');
     });
-    // Not HTTP at all: answer 400 and close our side fully instead of waiting for the peer.
-    http.on('clientError', (_err, socket: Duplex) => {
-      if (socket.writable) socket.end(BAD_REQUEST, () => socket.destroy());
+    // Not HTTP at all (400), or not a whole request by the handshake deadline (408): answer and
+    // close our side fully instead of waiting for the peer.
+    http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const answer = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST;
+      if (socket.writable) socket.end(answer, () => socket.destroy());
       else socket.destroy();
     });
+    this.gate.install(http);
     http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      // A socket already closed would never emit the 'close' that releases its gate slot.
       if (this.stopped || socket.destroyed) return void socket.destroy();
       const ip = normalizeAddress(request.socket.remoteAddress ?? '?');
-      const verdict = this.gate.admit(ip);
-      if (verdict !== 'ok') return this.refuse(socket, ip, verdict);
-      // Released on whatever ends the socket: a failed handshake, any close of the peer, stop().
-      socket.once('close', () => this.gate.release(ip));
       wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, ip));
     });
     this.wss = wss;
@@ -147,6 +164,7 @@ export class WsRelayFront implements Front {
       await new Promise<void>((resolve) => {
         http.close(() => resolve());
         http.closeAllConnections();
+        this.gate.destroyRefused();
       });
     }
     this.wss?.close();
@@ -159,14 +177,12 @@ export class WsRelayFront implements Front {
 
   stats(): Record<string, number> {
     const { rooms, members } = this.rooms.counts();
-    return { connections: this.peers.size, rooms, clients: members, admitted: this.gate.size };
+    return { connections: this.peers.size, rooms, clients: members, admitted: this.gate.admitted };
   }
 
-  /** Over a connection limit: an HTTP 503 instead of the upgrade, then close. */
-  private refuse(socket: Duplex, ip: string, verdict: Exclude<GateVerdict, 'ok'>): void {
-    const reason: WsRelayLimitReason = verdict === 'total' ? 'max_connections' : 'max_connections_per_ip';
-    this.limits.report(reason, ip);
-    refuseUpgrade(socket, BUSY);
+  /** A connection over a connection limit (answered an HTTP 503 by the gate, then closed). */
+  private refused(ip: string, verdict: Exclude<GateVerdict, 'ok'>): void {
+    this.limits.report(verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip);
   }
 
   private accept(ws: WebSocket, socket: Duplex, ip: string): void {
