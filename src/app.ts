@@ -37,13 +37,8 @@ export class App {
     this.logger = options.logger ?? createLogger(options.config.logLevel);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });
     const clock = options.clock ?? systemClock;
-    const deps: FrontDeps = {
-      config: this.config,
-      logger: this.logger,
-      metrics: this.metrics,
-      clock,
-      limits: new LimitReporter(this.metrics, this.logger, clock),
-    };
+    const limits = new LimitReporter(this.metrics, this.logger, clock);
+    const deps: FrontDeps = { config: this.config, logger: this.logger, metrics: this.metrics, clock, limits };
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
     if (this.config.wsrelayPort !== null) fronts.push(createWsRelayFront(deps));
@@ -59,12 +54,21 @@ export class App {
         logger: this.logger,
         startedAt: Date.now(),
         token: this.config.opsToken,
+        maxConnections: this.config.maxConnections,
+        maxConnectionsPerIp: this.config.maxConnectionsPerIp,
+        handshakeTimeoutMs: this.config.handshakeTimeout,
+        limits: limits.forFront('ops'),
       });
     }
   }
 
   front<F extends Front = Front>(name: string): F | undefined {
     return this.fronts.find((front) => front.name === name) as F | undefined;
+  }
+
+  /** The ops server's connection counts; null when it is off. */
+  opsStats(): Record<string, number> | null {
+    return this.ops?.stats() ?? null;
   }
 
   /** Bound ports of every part, by front and role. */

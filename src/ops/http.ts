@@ -6,6 +6,9 @@ import { ConfigError, describePorts } from '../config/load.js';
 import { MIN_OPS_TOKEN_LENGTH } from '../config/options/general.js';
 import type { Front } from '../fronts/front.js';
 import { throttleDescriptorErrors } from '../core/open-files.js';
+import type { LimitSink } from '../core/limits/reporting.js';
+import { AcceptGate, httpDeadlines } from '../fronts/shared/accept-gate.js';
+import { busyResponse } from '../fronts/shared/websocket.js';
 
 function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
@@ -104,6 +107,12 @@ export interface OpsServerOptions {
   token?: string | null;
   /** Clock of the auth-failure log throttle (tests). */
   now?: () => number;
+  /** Connection caps, counted at accept (NORAY_MAX_CONNECTIONS, _PER_IP), and NORAY_HANDSHAKE_TIMEOUT. */
+  maxConnections?: number;
+  maxConnectionsPerIp?: number;
+  handshakeTimeoutMs?: number;
+  /** Where refusals at accept are counted (`noray_limit_rejections_total{front="ops"}`). */
+  limits?: LimitSink<'max_connections' | 'max_connections_per_ip'>;
 }
 
 /** Operations HTTP: /health (state of every front) and /metrics (Prometheus text). */
@@ -111,12 +120,27 @@ export class OpsServer {
   private readonly app: FastifyInstance;
   private boundPort = 0;
   private readonly auth: BearerAuth | null;
+  private readonly gate: AcceptGate;
   /** Requests that may see /health's details: every request when no token is configured. */
   private readonly authorized = new WeakSet<FastifyRequest>();
 
   constructor(private readonly options: OpsServerOptions) {
     // forceCloseConnections: stop() must not wait for a client that sent half a request and went quiet.
-    this.app = Fastify({ logger: false, forceCloseConnections: true });
+    const deadlines = httpDeadlines(options.handshakeTimeoutMs ?? 5000);
+    this.app = Fastify({
+      logger: false,
+      forceCloseConnections: true,
+      http: deadlines,
+      keepAliveTimeout: deadlines.keepAliveTimeout,
+      requestTimeout: deadlines.requestTimeout,
+    });
+    this.gate = new AcceptGate({
+      maxConnections: options.maxConnections ?? 10_000,
+      maxConnectionsPerIp: options.maxConnectionsPerIp ?? 256,
+      busyResponse: busyResponse(),
+      refused: (ip, verdict) => options.limits?.report(verdict === 'total' ? 'max_connections' : 'max_connections_per_ip', ip),
+    });
+    this.gate.install(this.app.server);
     // Registered with or without a token (0 without), so dashboards and alerts need no second variant.
     const failures = new Counter({
       name: 'noray_ops_auth_failures_total',
@@ -184,7 +208,14 @@ export class OpsServer {
     }
   }
 
+  /** Connections held now (counted from accept), like a front's `admitted`. */
+  stats(): Record<string, number> {
+    return { admitted: this.gate.admitted };
+  }
+
   async stop(): Promise<void> {
-    await this.app.close();
+    const closed = this.app.close();
+    this.gate.destroyRefused();
+    await closed;
   }
 }

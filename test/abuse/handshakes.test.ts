@@ -3,6 +3,7 @@
 // parsed), and a lobby WebSocket that stops answering pings is cut off and leaves its lobby.
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
 import { WebSocket } from 'ws';
 import { loginClient, loginServer } from '../clients/carparty.js';
 import { eventually, OrionClient } from '../clients/orion.js';
@@ -40,10 +41,17 @@ function hold(tcpPort: number, send = '', localAddress?: string): { socket: Sock
 
 const HANDSHAKE_MS = 400;
 
+/** Connections a listener holds now: a front's, or the ops server's. */
+function admitted(app: App, front: string): number | undefined {
+  return front === 'ops' ? app.opsStats()?.admitted : app.front(front)?.stats().admitted;
+}
+
 describe.each([
-  { front: 'wsrelay', role: 'ws', config: { wsrelayPort: 0 } },
-  { front: 'lobby', role: 'http', config: { lobbyHttpPort: 0, lobbyUdpPort: null } },
-])('$front: handshake deadlines', ({ front, role, config }) => {
+  // probe: a request the listener answers (wsrelay: 426 to any plain request).
+  { front: 'wsrelay', role: 'ws', config: { wsrelayPort: 0 }, probe: '/ping' },
+  { front: 'lobby', role: 'http', config: { lobbyHttpPort: 0, lobbyUdpPort: null }, probe: '/ping' },
+  { front: 'ops', role: 'http', config: { httpPort: 0 }, probe: '/health' },
+])('$front: handshake deadlines', ({ front, role, config, probe }) => {
   it('closes a silent connection, a half-sent request and a half-sent upgrade after the deadline with 408', async () => {
     const app = await startApp({ ...config, handshakeTimeout: HANDSHAKE_MS });
     const tcpPort = port(app, front, role);
@@ -56,14 +64,14 @@ describe.each([
       expect(outcome.closedAfterMs).toBeGreaterThanOrEqual(HANDSHAKE_MS - 50);
       expect(outcome.closedAfterMs).toBeLessThan(HANDSHAKE_MS + 1500);
     }
-    await eventually(() => app.front(front)?.stats().admitted === 0);
+    await eventually(() => admitted(app, front) === 0);
   });
 
   it('closes a kept-alive connection left idle for the deadline', async () => {
     const app = await startApp({ ...config, handshakeTimeout: HANDSHAKE_MS });
-    const idle = hold(port(app, front, role), 'GET /ping HTTP/1.1\r\nHost: x\r\n\r\n');
+    const idle = hold(port(app, front, role), `GET ${probe} HTTP/1.1\r\nHost: x\r\n\r\n`);
     const outcome = await idle.closed;
-    // One answer (426 from wsrelay, the pong from the lobby), then the close.
+    // One answer (426 from wsrelay, 200 from the others), then the close.
     expect(outcome.text).toMatch(/^HTTP\/1\.1 (200|426) /);
     expect(outcome.closedAfterMs).toBeLessThan(HANDSHAKE_MS + 1500);
   });
@@ -72,19 +80,19 @@ describe.each([
     const app = await startApp({ ...config, handshakeTimeout: 60_000, maxConnectionsPerIp: 5 });
     const tcpPort = port(app, front, role);
     const held = Array.from({ length: 5 }, () => hold(tcpPort));
-    await eventually(() => app.front(front)?.stats().admitted === 5);
+    await eventually(() => admitted(app, front) === 5);
     const refused = hold(tcpPort);
     const outcome = await refused.closed;
     expect(outcome.text).toMatch(/^HTTP\/1\.1 503 /);
     expect(outcome.closedAfterMs).toBeLessThan(1500);
     expect(await rejections(app.metrics, front, 'max_connections_per_ip')).toBe(1);
     if (onLinux) {
-      const other = hold(tcpPort, 'GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', OTHER_SOURCE);
+      const other = hold(tcpPort, `GET ${probe} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, OTHER_SOURCE);
       expect((await other.closed).text).toMatch(/^HTTP\/1\.1 (200|426) /);
     }
     for (const { socket } of held) socket.destroy();
-    await eventually(() => app.front(front)?.stats().admitted === 0);
-    expect(app.front(front)?.stats().admitted).toBe(0);
+    await eventually(() => admitted(app, front) === 0);
+    expect(admitted(app, front)).toBe(0);
   });
 });
 
