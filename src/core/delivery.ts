@@ -42,3 +42,9 @@ export class LocalDelivery<M> implements AttachableDelivery<M> {
     return this.inboxes.size;
   }
 }
+
+/** How a delivered message crosses processes (a cluster's delivery). */
+export interface MessageCodec<M> {
+  encode(message: M): Buffer;
+  decode(bytes: Buffer): M;
+}

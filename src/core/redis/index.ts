@@ -6,3 +6,12 @@ export { RedisLobbyStore } from './lobby-store.js';
 export { RedisRoomStore, type PurgedRooms } from './room-store.js';
 export { jsonCodec, RedisSessionStore, type Codec, type RedisSessionStoreOptions } from './session-store.js';
 export { LuaScript, type RedisClient, type RedisStoreOptions } from './script.js';
+export {
+  decodeFrame,
+  deliveryChannel,
+  encodeFrame,
+  NODE_ID_PATTERN,
+  nodeOf,
+  RedisDelivery,
+  type RedisDeliveryOptions,
+} from './delivery.js';
