@@ -4,6 +4,7 @@ import { ConfigError, describePorts, redactConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configProblems } from './config/validate.js';
 import { systemClock, type Clock } from './core/clock.js';
+import { LocalState } from './core/shared-state.js';
 import type { Front, FrontDeps } from './fronts/front.js';
 import { createNorayFront } from './fronts/noray/index.js';
 import { createWsRelayFront } from './fronts/wsrelay/index.js';
@@ -38,7 +39,8 @@ export class App {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });
     const clock = options.clock ?? systemClock;
     const limits = new LimitReporter(this.metrics, this.logger, clock);
-    const deps: FrontDeps = { config: this.config, logger: this.logger, metrics: this.metrics, clock, limits };
+    const state = new LocalState();
+    const deps: FrontDeps = { config: this.config, logger: this.logger, metrics: this.metrics, clock, limits, state };
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
     if (this.config.wsrelayPort !== null) fronts.push(createWsRelayFront(deps));

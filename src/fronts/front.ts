@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import type { LimitReports } from '../core/limits/reporting.js';
+import type { SharedState } from '../core/shared-state.js';
 
 /** A protocol adapter: binds its sockets on start(), releases everything on stop(). */
 export interface Front {
@@ -25,4 +26,6 @@ export interface FrontDeps {
   readonly clock: Clock;
   /** Counts and logs (throttled) every refusal by a limit. */
   readonly limits: LimitReports;
+  /** Where stores and deliveries live: this process, or a cluster's Redis. */
+  readonly state: SharedState;
 }

@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { systemClock } from '../../src/core/clock.js';
+import { LocalState } from '../../src/core/shared-state.js';
 import { LobbyFront, type LobbyOptions } from '../../src/fronts/lobby/index.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
 import { OrionClient } from '../clients/orion.js';
@@ -40,7 +41,7 @@ function lobbyFront(overrides: Partial<LobbyOptions> = {}): LobbyFront {
   const metrics = new Registry();
   const front = new LobbyFront(
     { ...OPTIONS, ...overrides },
-    { logger, metrics, clock: systemClock, limits: new LimitReporter(metrics, logger, systemClock) },
+    { logger, metrics, clock: systemClock, limits: new LimitReporter(metrics, logger, systemClock), state: new LocalState() },
   );
   fronts.push(front);
   return front;

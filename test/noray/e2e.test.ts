@@ -162,7 +162,7 @@ describe('noray control channel', () => {
     const lastPid = await a.next('set-pid');
     // Once the holder leaves, the id is reserved for it (NORAY_OID_RESERVATION): others wait...
     a.close();
-    await until(() => app.front<NorayFront>('noray')?.sessions.size === 0);
+    await until(() => app.front<NorayFront>('noray')?.stats().hosts === 0);
     b.putCommand('register-host', 'lobby-42');
     expect(await b.next('error')).toBe('OpenID');
     expect(b.rawLines).toEqual([]);
@@ -181,7 +181,7 @@ describe('noray control channel', () => {
     await client.registerHost();
     expect(client.oid).not.toBe(firstOid);
     const front = app.front<NorayFront>('noray');
-    expect(front?.sessions.size).toBe(1);
+    expect(front?.stats().hosts).toBe(1);
     expect(await front?.sessions.byPublicId(firstOid)).toBeUndefined();
     expect(await front?.sessions.bySecret(firstPid)).toBeUndefined();
     expect((await front?.sessions.byPublicId(client.oid))?.secret).toBe(client.pid);
@@ -484,7 +484,7 @@ describe('UDP relay (connect-relay)', () => {
     const clientUdp = await localSocket(client);
     const atHost = collect(hostUdp);
     host.close();
-    await until(() => app.front<NorayFront>('noray')?.sessions.size === 1);
+    await until(() => app.front<NorayFront>('noray')?.stats().hosts === 1);
 
     client.putCommand('connect', host.oid);
     expect(await client.next('error')).toBe('unknown');

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AddressPolicy } from '../../core/address-policy.js';
-import { LocalDelivery } from '../../core/delivery.js';
+import { jsonMessageCodec } from '../../core/codecs.js';
 import { LobbyService, type LobbyEvent, type MediationTiming } from '../../core/lobbies/index.js';
 import type { Front, FrontDeps } from '../front.js';
 import { lobbyHttp } from './http.js';
@@ -67,8 +67,10 @@ export class LobbyFront implements Front {
     this.log = logger;
     const metrics = createLobbyMetrics(deps.metrics, () => this.wire.service.counts());
     this.metrics = metrics;
-    const delivery = new LocalDelivery<LobbyEvent>();
+    const delivery = deps.state.delivery('lobby', jsonMessageCodec<LobbyEvent>());
     const service = new LobbyService({
+      store: deps.state.lobbies('lobby'),
+      newId: () => deps.state.newConnectionId(),
       clock,
       delivery,
       observer: mediationObserver(metrics, logger),

@@ -6,7 +6,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Clock, Timer } from '../../core/clock.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
-import type { Inbox, LocalDelivery } from '../../core/delivery.js';
+import type { AttachableDelivery, Inbox } from '../../core/delivery.js';
 import type { ClientId, LobbyEvent } from '../../core/lobbies/index.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
@@ -31,7 +31,7 @@ export interface LobbyWebSocketOptions extends ConnectionLimits {
 export interface LobbyWebSocketDeps {
   readonly wire: LobbyWire;
   /** What the service delivers through: each connection is attached under its client id. */
-  readonly delivery: LocalDelivery<LobbyEvent>;
+  readonly delivery: AttachableDelivery<LobbyEvent>;
   readonly clock: Clock;
   readonly limits: LimitSink<LobbyLimitReason>;
   readonly logger: Logger;

@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../../core/clock.js';
-import type { LocalDelivery } from '../../core/delivery.js';
+import type { AttachableDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
@@ -21,7 +20,9 @@ export interface ControlServerOptions {
   readonly maxPendingBytes: number;
   readonly commands: NorayCommands;
   /** Where sessions' lines are delivered by connection id; each connection attaches itself. */
-  readonly delivery: LocalDelivery<string>;
+  readonly delivery: AttachableDelivery<string>;
+  /** Makes the id of each connection: unique cluster-wide, naming this node. */
+  readonly newConnectionId: () => string;
   readonly metrics: NorayMetrics;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -114,7 +115,7 @@ export class ControlServer {
     };
 
     const peer: ControlPeer = {
-      id: randomUUID(),
+      id: this.options.newConnectionId(),
       remote,
       session: null as HostSession | null,
       send: (line) => {

@@ -1,8 +1,9 @@
 import { AddressPolicy } from '../../core/address-policy.js';
-import { MemoryAddressBook } from '../../core/address-book.js';
-import { LocalDelivery } from '../../core/delivery.js';
+import { MemoryAddressBook, type AddressBook } from '../../core/address-book.js';
+import type { AttachableDelivery } from '../../core/delivery.js';
 import { OwnEndpoints } from '../../core/own-endpoints.js';
-import { MemorySessionStore } from '../../core/directory.js';
+import type { SessionStore } from '../../core/directory.js';
+import { TEXT_CODEC } from '../../core/codecs.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
 import { isDescriptorExhaustion, openFileAdvice, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
 import { UdpRelayEngine } from '../../core/relay/engine.js';
@@ -21,9 +22,9 @@ const MAX_PENDING_REPLY_BYTES = 64 * 1024;
 /** The noray front: TCP control channel, UDP registrar and UDP relay (foxssake/noray compatible). */
 export class NorayFront implements Front {
   readonly name = 'noray';
-  readonly sessions = new MemorySessionStore<HostSession>();
-  readonly addresses = new MemoryAddressBook();
-  private readonly delivery = new LocalDelivery<string>();
+  readonly sessions: SessionStore<HostSession>;
+  readonly addresses: AddressBook;
+  private readonly delivery: AttachableDelivery<string>;
   private readonly ownEndpoints = new OwnEndpoints();
   private readonly commands: NorayCommands;
   readonly relay: UdpRelayEngine | null;
@@ -37,7 +38,10 @@ export class NorayFront implements Front {
   constructor(deps: NorayDeps, options: NorayOptions) {
     this.deps = deps;
     this.options = options;
-    const { clock } = deps;
+    const { clock, state } = deps;
+    this.sessions = state.sessions<HostSession>('noray');
+    this.addresses = state.addressBook('noray');
+    this.delivery = state.delivery('noray', TEXT_CODEC);
     const logger = deps.logger.child({ front: 'noray' });
     const metrics = createNorayMetrics(deps.metrics);
     const limits = deps.limits.forFront<NorayLimitReason>('noray');
@@ -100,6 +104,7 @@ export class NorayFront implements Front {
             maxPendingBytes: MAX_PENDING_REPLY_BYTES,
             commands,
             delivery: this.delivery,
+            newConnectionId: () => state.newConnectionId(),
             metrics,
             logger,
             clock,
@@ -184,7 +189,8 @@ export class NorayFront implements Front {
     return {
       connections: this.control?.connections ?? 0,
       hosts: this.commands.sessionCount,
-      registeredAddresses: this.addresses.size,
+      // Known here only when this process holds every address (no cluster).
+      ...(this.addresses instanceof MemoryAddressBook ? { registeredAddresses: this.addresses.size } : {}),
       relays: this.relay?.stats.relays ?? 0,
       relayPortsFree: this.relay?.stats.freePorts ?? 0,
       relayPortsBound: this.relay?.stats.boundPorts ?? 0,

@@ -24,6 +24,6 @@ export function tcpRelayOptions(config: FrontDeps['config']): TcpRelayOptions {
 
 /** The TCP message relay (RoccoRelayServer compatible). */
 export function createTcpRelayFront(deps: FrontDeps): Front {
-  const { config, logger, metrics, clock, limits } = deps;
-  return new TcpRelayServer(tcpRelayOptions(config), { logger, metrics, clock, limits });
+  const { config, ...shared } = deps;
+  return new TcpRelayServer(tcpRelayOptions(config), shared);
 }

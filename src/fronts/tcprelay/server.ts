@@ -4,14 +4,14 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../core/clock.js';
-import { LocalDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { Reservations } from '../../core/limits/reservations.js';
 import { sourceKey } from '../../core/limits/source-key.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
-import { MemoryRoomStore } from '../../core/room-store.js';
+import { BYTES_CODEC } from '../../core/codecs.js';
+import type { SharedState } from '../../core/shared-state.js';
 import type { LimitReports, LimitSink } from '../../core/limits/reporting.js';
 import type { Front } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
@@ -54,6 +54,7 @@ export interface TcpRelayDeps {
   readonly metrics: Registry;
   readonly clock: Clock;
   readonly limits: LimitReports;
+  readonly state: SharedState;
 }
 
 /** One accepted connection; `state` belongs to the router. */
@@ -107,8 +108,9 @@ export class TcpRelayServer implements Front {
     });
     this.router = new TcpRelayRouter({
       metrics: this.metrics,
-      rooms: new MemoryRoomStore(),
-      delivery: new LocalDelivery<Buffer>(),
+      rooms: deps.state.rooms('tcprelay'),
+      delivery: deps.state.delivery('tcprelay', BYTES_CODEC),
+      newConnectionId: () => deps.state.newConnectionId(),
       reservations: new Reservations(options.idReservationMs, deps.clock),
       guesses: new SourceRateLimiter(options.guessRate, options.guessBurst, deps.clock),
       limits: this.limits,

@@ -4,19 +4,19 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Timer } from '../../core/clock.js';
-import { LocalDelivery } from '../../core/delivery.js';
+import type { MessageCodec } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import type { GateVerdict } from '../../core/limits/connection-gate.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
-import { MemoryRoomStore } from '../../core/room-store.js';
+import type { RoomCounts, RoomStore } from '../../core/room-store.js';
 import type { Front, FrontDeps } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
 import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
 import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
-import { LOGGING_IN, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
+import { LOGGING_IN, RELEASED, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
 import type { ConnectionLimits } from '../shared/connection-limits.js';
 
 /** What the wsrelay front reads of the config (picked in index.ts); its message rate counts the login too, not the fan-out. */
@@ -65,12 +65,21 @@ const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
 const BUSY = busyResponse();
 
+/** A delivery on another node: one tag byte (text, binary, released), then the message. */
+const DELIVERED_CODEC: MessageCodec<Delivered> = {
+  encode: (message) =>
+    message === RELEASED
+      ? Buffer.of(2)
+      : typeof message === 'string'
+        ? Buffer.concat([Buffer.of(0), Buffer.from(message, 'utf8')])
+        : Buffer.concat([Buffer.of(1), message]),
+  decode: (bytes) => (bytes[0] === 2 ? RELEASED : bytes[0] === 0 ? bytes.subarray(1).toString('utf8') : bytes.subarray(1)),
+};
+
 export class WsRelayFront implements Front {
   readonly name = 'wsrelay';
   private readonly log;
-  /** This process's rooms; the front reads its counts at once for stats and gauges. */
-  private readonly rooms = new MemoryRoomStore();
-  private readonly delivery = new LocalDelivery<Delivered>();
+  private readonly rooms: RoomStore;
   private readonly peers = new Map<WebSocket, Connection>();
   private readonly router: WsRelayRouter;
   private readonly limits: LimitSink<WsRelayLimitReason>;
@@ -94,11 +103,13 @@ export class WsRelayFront implements Front {
       busyResponse: BUSY,
       refused: (ip, verdict) => this.refused(ip, verdict),
     });
-    const { peers, rooms, delivery } = this;
+    const rooms = (this.rooms = deps.state.rooms('wsrelay'));
+    const delivery = deps.state.delivery('wsrelay', DELIVERED_CODEC);
+    const { peers } = this;
     const metrics = createWsRelayMetrics(deps.metrics, {
       connections: () => peers.size,
-      rooms: () => rooms.counts().rooms,
-      clients: () => rooms.counts().members,
+      rooms: () => this.counts().rooms,
+      clients: () => this.counts().members,
     });
     this.router = new WsRelayRouter({
       rooms,
@@ -108,6 +119,7 @@ export class WsRelayFront implements Front {
       logger: this.log,
       maxRooms: options.maxRooms,
       guesses: new SourceRateLimiter(options.guessRate, options.guessBurst, deps.clock),
+      newConnectionId: () => deps.state.newConnectionId(),
     });
   }
 
@@ -176,8 +188,24 @@ export class WsRelayFront implements Front {
   }
 
   stats(): Record<string, number> {
-    const { rooms, members } = this.rooms.counts();
+    const { rooms, members } = this.counts();
     return { connections: this.peers.size, rooms, clients: members, admitted: this.gate.admitted };
+  }
+
+  /**
+   * Rooms and their clients: the store's own counts when it answers at once (one process holds
+   * them all), otherwise those of this node's connections (a cluster's totals are in Redis).
+   */
+  private counts(): RoomCounts {
+    const counts = this.rooms.counts();
+    if (!(counts instanceof Promise)) return counts;
+    let rooms = 0;
+    let members = 0;
+    for (const peer of this.peers.values()) {
+      if (peer.state.kind === 'server') rooms++;
+      else if (peer.state.kind === 'client') members++;
+    }
+    return { rooms, members };
   }
 
   /** A connection over a connection limit (answered an HTTP 503 by the gate, then closed). */

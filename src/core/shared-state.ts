@@ -1,0 +1,71 @@
+// Where the fronts keep the state other processes may need: this process's memory (one node),
+// or a store every node of a cluster shares (Redis). Fronts ask this for their stores and
+// deliveries by a space name (their own), so two fronts never share keys.
+import { randomUUID } from 'node:crypto';
+import { MemoryAddressBook, type AddressBook } from './address-book.js';
+import { LocalDelivery, type AttachableDelivery, type MessageCodec } from './delivery.js';
+import { MemorySessionStore, type SessionRecord, type SessionStore } from './directory.js';
+import { MemoryLobbyStore, type LobbyStore } from './lobbies/store.js';
+import { MemoryRoomStore, type RoomStore } from './room-store.js';
+
+/** A node id: letters, digits, '_' and '-', so that it can prefix connection ids and keys. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** What a dead node left behind, per front: each front tells its own peers, as on a disconnect. */
+export type NodeGoneListener = (nodeId: string) => Promise<void> | void;
+
+export interface SharedState {
+  /** This process's id in the cluster ('local' when alone). */
+  readonly nodeId: string;
+  /** Whether other processes share this state (then stores answer with promises, always). */
+  readonly clustered: boolean;
+  /**
+   * A connection id unique cluster-wide and never reused: `<nodeId>/<uuid>`, so a delivery to it
+   * finds the node the connection lives on without a lookup.
+   */
+  newConnectionId(): string;
+  sessions<S extends SessionRecord>(space: string): SessionStore<S>;
+  addressBook(space: string): AddressBook;
+  rooms(space: string): RoomStore;
+  lobbies(space: string): LobbyStore;
+  delivery<M>(space: string, codec: MessageCodec<M>): AttachableDelivery<M>;
+  /**
+   * Runs `listener` when another node died (its heartbeat expired): on exactly one surviving node,
+   * after which nothing of the dead node may be left. Never called for a single process.
+   */
+  onNodeGone(listener: NodeGoneListener): void;
+}
+
+/** One process: every store in memory, every delivery local, no other node ever. */
+export class LocalState implements SharedState {
+  readonly nodeId = 'local';
+  readonly clustered = false;
+
+  newConnectionId(): string {
+    return `${this.nodeId}/${randomUUID()}`;
+  }
+
+  sessions<S extends SessionRecord>(): SessionStore<S> {
+    return new MemorySessionStore<S>();
+  }
+
+  addressBook(): AddressBook {
+    return new MemoryAddressBook();
+  }
+
+  rooms(): RoomStore {
+    return new MemoryRoomStore();
+  }
+
+  lobbies(): LobbyStore {
+    return new MemoryLobbyStore();
+  }
+
+  delivery<M>(): AttachableDelivery<M> {
+    return new LocalDelivery<M>();
+  }
+
+  onNodeGone(): void {
+    // Alone: no other node can die.
+  }
+}
