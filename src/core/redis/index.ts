@@ -15,3 +15,10 @@ export {
   RedisDelivery,
   type RedisDeliveryOptions,
 } from './delivery.js';
+export {
+  ClusterMembership,
+  type ClusterMembershipOptions,
+  type NodeDeadListener,
+  type NodeInfo,
+  type RejoinedListener,
+} from './membership.js';
