@@ -197,7 +197,13 @@ export class ClusterMembership {
         `ClusterMembership: a live node already runs as ${JSON.stringify(this.nodeId)} (key ${this.nodeKey} exists); give each process its own node id, or wait ${this.ttlMs} ms after a crash`,
       );
     }
-    await this.client.sAdd(this.nodesKey, this.nodeId);
+    try {
+      await this.client.sAdd(this.nodesKey, this.nodeId);
+    } catch (error) {
+      this.state = 'new';
+      await this.client.del(this.nodeKey).catch(() => undefined); // else a retry is refused until the ttl
+      throw error;
+    }
     this.state = 'running';
     this.live.set(this.nodeId, this.info);
     await this.sweep();
