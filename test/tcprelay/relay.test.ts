@@ -264,7 +264,9 @@ describe('tcprelay bad input', () => {
   });
 
   it('pauses a sender while its receiver cannot keep up, and never disconnects the receiver for it', async () => {
-    const { app, port: p } = await relay({ tcprelaySendBuffer: 1024 * 1024 });
+    // 26 MB at once: past the per-connection and per-source byte budgets, lifted here.
+    const lifted = { byteBurst: 64 * 1024 * 1024, sourceByteBurst: 64 * 1024 * 1024 };
+    const { app, port: p } = await relay({ tcprelaySendBuffer: 1024 * 1024, ...lifted });
     const { client: sender } = await RoccoClient.init(p, 'sender');
     const { client: slow } = await RoccoClient.init(p, 'slow');
     slow.socket.pause();

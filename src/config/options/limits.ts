@@ -31,13 +31,39 @@ export const limitOptions = {
     env: 'NORAY_BYTE_RATE',
     default: '1mb',
     parse: positiveByteSize,
-    describe: 'Bytes per second one wsrelay or lobby WebSocket may send on average (token bucket); over it the connection is closed with 1008',
+    describe: 'Bytes per second one wsrelay/lobby WebSocket or tcprelay connection may send on average (token bucket); over it the connection is closed (WebSocket 1008, tcprelay ERROR frame)',
   }),
   byteBurst: option({
     env: 'NORAY_BYTE_BURST',
     default: '4mb',
     parse: positiveByteSize,
     describe: 'Bucket size of the byte rate: how many bytes may arrive at once (keep it at least the largest message allowed)',
+  }),
+  sourceMessageRate: option({
+    env: 'NORAY_SOURCE_MESSAGE_RATE',
+    default: '2000',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe:
+      'Commands/messages/frames per second one source IP (IPv6: /64) may send over all its connections of one front (token bucket); over it reading pauses until the debt is repaid, nobody is closed',
+  }),
+  sourceMessageBurst: option({
+    env: 'NORAY_SOURCE_MESSAGE_BURST',
+    default: '4000',
+    parse: (raw) => parseInteger(raw, 1, 10_000_000),
+    describe: 'Bucket size of the per-source message rate: how many may arrive at once from one source',
+  }),
+  sourceByteRate: option({
+    env: 'NORAY_SOURCE_BYTE_RATE',
+    default: '4mb',
+    parse: positiveByteSize,
+    describe:
+      'Bytes per second one source IP (IPv6: /64) may send over all its connections of one front (token bucket); over it reading pauses until the debt is repaid, nobody is closed',
+  }),
+  sourceByteBurst: option({
+    env: 'NORAY_SOURCE_BYTE_BURST',
+    default: '8mb',
+    parse: positiveByteSize,
+    describe: 'Bucket size of the per-source byte rate (keep it at least the largest message allowed)',
   }),
   maxSessions: option({
     env: 'NORAY_MAX_SESSIONS',

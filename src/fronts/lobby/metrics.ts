@@ -12,6 +12,7 @@ export type LobbyLimitReason =
   | 'max_connections_per_ip'
   | 'message_rate'
   | 'byte_rate'
+  | 'source_rate'
   | 'denied_peer';
 
 export interface LobbyCounts {

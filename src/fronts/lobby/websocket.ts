@@ -11,6 +11,9 @@ import type { ClientId, LobbyEvent } from '../../core/lobbies/index.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
 import type { ConnectionLimits } from '../shared/connection-limits.js';
+import { createSourceThrottle, ThrottledReader, type SourceLimits } from '../shared/read-throttle.js';
+import { sourceKey } from '../../core/limits/source-key.js';
+import type { SourceThrottle } from '../../core/limits/source-throttle.js';
 import type { LobbyLimitReason } from './metrics.js';
 import { WS_MAX_PAYLOAD, type LobbyWire } from './wire.js';
 
@@ -23,7 +26,8 @@ export const BUSY_RESPONSE = busyResponse('Access-Control-Allow-Origin: *\r\n');
 /** Pings left unanswered before a client counts as dead. */
 const MAX_MISSED_PINGS = 2;
 
-export interface LobbyWebSocketOptions extends ConnectionLimits {
+/** Without the per-source limits (SourceLimits, all four), messages are not throttled per source. */
+export interface LobbyWebSocketOptions extends ConnectionLimits, Partial<SourceLimits> {
   /** How often every client is pinged; a client that misses MAX_MISSED_PINGS in a row is dropped. */
   readonly pingIntervalMs: number;
 }
@@ -50,11 +54,19 @@ export class LobbyWebSockets {
   /** Started with the first connection, so a front that never starts holds no timer. */
   private pinger: Timer | null = null;
   private closing = false;
+  /** The messages and bytes of each source over all its WebSockets: reading pauses while it is in debt. */
+  private readonly throttle: SourceThrottle | null;
 
   constructor(
     private readonly options: LobbyWebSocketOptions,
     private readonly deps: LobbyWebSocketDeps,
-  ) {}
+  ) {
+    const { sourceMessageRate, sourceMessageBurst, sourceByteRate, sourceByteBurst } = options;
+    this.throttle =
+      sourceMessageRate === undefined || sourceMessageBurst === undefined || sourceByteRate === undefined || sourceByteBurst === undefined
+        ? null
+        : createSourceThrottle({ sourceMessageRate, sourceMessageBurst, sourceByteRate, sourceByteBurst }, deps.clock);
+  }
 
   /** Open WebSockets. */
   get connections(): number {
@@ -109,6 +121,20 @@ export class LobbyWebSockets {
     });
     const bucket = new TokenBucket(this.options.messageRate, this.options.messageBurst, clock);
     const bytes = new TokenBucket(this.options.byteRate, this.options.byteBurst, clock);
+    const handle = (frame: Buffer) => {
+      if (ws.readyState === WebSocket.OPEN) then(() => wire.message(frame));
+    };
+    const reader =
+      this.throttle === null
+        ? null
+        : new ThrottledReader<Buffer>(this.throttle, sourceKey(ip), {
+            pause: () => ws.pause(),
+            resume: () => ws.resume(),
+            throttled: () => limits.report('source_rate', ip),
+            size: (frame) => frame.length,
+            handle,
+            open: () => ws.readyState === WebSocket.OPEN,
+          });
     ws.on('message', (data: RawData) => {
       // Frames already on the wire when the socket started closing are dropped.
       if (ws.readyState !== WebSocket.OPEN) return;
@@ -124,11 +150,13 @@ export class LobbyWebSockets {
         ws.close(CLOSE.policy, 'byte rate exceeded');
         return;
       }
-      then(() => wire.message(frame));
+      if (reader === null) handle(frame);
+      else reader.push(frame);
     });
     ws.on('error', (error) => logger.debug({ client: id, err: error.message }, 'lobby WebSocket error'));
     ws.on('close', () => {
       this.open.delete(ws);
+      reader?.close();
       then(async () => {
         if (id === undefined) return;
         delivery.detach(id, inbox);

@@ -6,11 +6,17 @@ import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
+import { sourceKey } from '../../core/limits/source-key.js';
+import type { SourceThrottle } from '../../core/limits/source-throttle.js';
 import { encodeCommand, LineDecoder, parseCommand } from './codec.js';
 import type { ControlPeer, HostSession, NorayCommands } from './handlers.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import { listenTcp } from '../shared/listen.js';
 import { endWithMessage } from '../shared/socket-close.js';
+import { ThrottledReader } from '../shared/read-throttle.js';
+
+/** Corked reply bytes that make the socket flush before the end of a chunk's replies. */
+const CORK_FLUSH_BYTES = 16 * 1024;
 
 export interface ControlServerOptions {
   readonly host: string;
@@ -33,6 +39,8 @@ export interface ControlServerOptions {
   readonly messageBurst: number;
   /** A connection that has not sent register-host by then is closed; after it, never. */
   readonly loginTimeoutMs: number;
+  /** The lines (and their bytes) of each source over all its connections: reading pauses while it is in debt. */
+  readonly throttle: SourceThrottle;
 }
 
 
@@ -95,6 +103,8 @@ export class ControlServer {
     /** Output is closed: nothing more goes out. */
     let ended = false;
     let loginTimer: Timer | null = null;
+    /** Replies are corked while the lines of one chunk are handled: one write for all of them. */
+    let corked = false;
 
     // Commands of one connection run one after another, so replies keep the order of requests.
     let queue: Promise<void> = Promise.resolve();
@@ -129,6 +139,10 @@ export class ControlServer {
           return;
         }
         socket.write(line);
+        if (corked && socket.writableLength >= CORK_FLUSH_BYTES) {
+          socket.uncork();
+          socket.cork();
+        }
       },
     };
 
@@ -149,25 +163,56 @@ export class ControlServer {
       closeWithError('login_timeout', 'no register-host in time');
     }, this.options.loginTimeoutMs);
 
+    /** Handles a line admitted by the source's budget (the connection's own rate first, as always). */
+    const handleLine = (line: string) => {
+      if (closing || socket.destroyed) return;
+      if (!bucket.take()) {
+        limits.report('message_rate', ip);
+        closeWithError('message_rate', 'too many commands, slow down');
+        return;
+      }
+      const command = parseCommand(line);
+      enqueue(async () => {
+        await commands.handle(peer, command);
+        if (peer.session && loginTimer) {
+          loginTimer.cancel();
+          loginTimer = null;
+        }
+      });
+    };
+    /** Runs `handle` with the replies it causes corked; they go out after the last of its commands. */
+    const withCork = (handle: () => void) => {
+      if (corked || socket.destroyed) return handle();
+      corked = true;
+      socket.cork();
+      try {
+        handle();
+      } finally {
+        enqueue(() => {
+          corked = false;
+          if (!socket.destroyed) socket.uncork();
+        });
+      }
+    };
+    const reader = new ThrottledReader<string>(this.options.throttle, sourceKey(ip), {
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+      throttled: () => limits.report('source_rate', ip),
+      size: (line) => line.length + 1,
+      handle: handleLine,
+      open: () => !closing && !socket.destroyed,
+      batch: withCork,
+    });
+
     socket.on('data', (chunk: Buffer) => {
       if (closing) return;
       const result = decoder.push(chunk);
-      for (const line of result.lines) {
-        if (closing || socket.destroyed) break;
-        if (!bucket.take()) {
-          limits.report('message_rate', ip);
-          closeWithError('message_rate', 'too many commands, slow down');
-          break;
+      withCork(() => {
+        for (const line of result.lines) {
+          if (closing || socket.destroyed) break;
+          reader.push(line);
         }
-        const command = parseCommand(line);
-        enqueue(async () => {
-          await commands.handle(peer, command);
-          if (peer.session && loginTimer) {
-            loginTimer.cancel();
-            loginTimer = null;
-          }
-        });
-      }
+      });
       if (!result.ok) {
         limits.report('line_too_long', ip);
         closeWithError('line_too_long', `line too long (max ${this.options.maxLineLength} bytes)`);
@@ -175,6 +220,7 @@ export class ControlServer {
     });
     socket.on('close', () => {
       loginTimer?.cancel();
+      reader.close();
       this.gate.release(ip);
       this.sockets.delete(socket);
       metrics.tcpConnections.set(this.sockets.size);

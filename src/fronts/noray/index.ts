@@ -10,6 +10,7 @@ import { UdpRelayEngine } from '../../core/relay/engine.js';
 import { SessionRegistrar } from '../../core/session-registrar.js';
 import type { Config, ConfigKey } from '../../config/schema.js';
 import type { Front, FrontDeps } from '../front.js';
+import { createSourceThrottle } from '../shared/read-throttle.js';
 import { ControlServer } from './control-server.js';
 import { NorayCommands, type HostSession } from './handlers.js';
 import { createNorayMetrics, registerRelayMetrics, type NorayLimitReason } from './metrics.js';
@@ -41,6 +42,10 @@ export class NorayFront implements Front {
     const { clock, state } = deps;
     this.sessions = state.sessions<HostSession>('noray');
     this.addresses = state.addressBook('noray');
+    // A dead node's hosts are gone: their OpenIDs and addresses are freed cluster-wide.
+    state.onNodeGone(async (node) => {
+      await Promise.all([this.sessions.purgeNode?.(node), this.addresses.purgeNode?.(node)]);
+    });
     this.delivery = state.delivery('noray', TEXT_CODEC);
     const logger = deps.logger.child({ front: 'noray' });
     const metrics = createNorayMetrics(deps.metrics);
@@ -114,6 +119,7 @@ export class NorayFront implements Front {
             messageRate: options.messageRate,
             messageBurst: options.messageBurst,
             loginTimeoutMs: options.loginTimeout,
+            throttle: createSourceThrottle(options, clock),
           });
     this.registrarSocket =
       options.udpRegistrarPort === null
@@ -223,6 +229,10 @@ const NORAY_OPTION_KEYS = [
   'socketHost',
   'socketMaxLineLength',
   'socketPort',
+  'sourceByteBurst',
+  'sourceByteRate',
+  'sourceMessageBurst',
+  'sourceMessageRate',
   'udpHost',
   'udpRegistrarPort',
   'udpRegistrarReplyBurst',

@@ -8,6 +8,7 @@ export type NorayLimitReason =
   | 'max_connections_per_ip'
   | 'login_timeout'
   | 'message_rate'
+  | 'source_rate'
   | 'line_too_long'
   | 'slow_reader'
   | 'max_sessions'

@@ -1,4 +1,5 @@
 import type { Config } from '../../config/schema.js';
+import { sourceLimits, type SourceLimits } from './read-throttle.js';
 
 /** The per-front connection limits every WebSocket front applies (README, Limits). */
 export interface ConnectionLimits {
@@ -14,9 +15,10 @@ export interface ConnectionLimits {
   readonly handshakeTimeoutMs: number;
 }
 
-/** The connection limits of the config, for a front's options. */
-export function connectionLimits(config: Config): ConnectionLimits {
+/** The connection limits of the config and the per-source read budget (see read-throttle.ts), for a front's options. */
+export function connectionLimits(config: Config): ConnectionLimits & SourceLimits {
   return {
+    ...sourceLimits(config),
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     messageRate: config.messageRate,

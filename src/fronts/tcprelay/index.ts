@@ -1,4 +1,5 @@
 import type { Front, FrontDeps } from '../front.js';
+import { sourceLimits } from '../shared/read-throttle.js';
 import { TcpRelayServer, type TcpRelayOptions } from './server.js';
 
 export type { TcpRelayOptions } from './server.js';
@@ -15,6 +16,9 @@ export function tcpRelayOptions(config: FrontDeps['config']): TcpRelayOptions {
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     messageRate: config.messageRate,
     messageBurst: config.messageBurst,
+    byteRate: config.byteRate,
+    byteBurst: config.byteBurst,
+    ...sourceLimits(config),
     loginTimeoutMs: config.loginTimeout,
     idReservationMs: config.tcprelayIdReservation,
     guessRate: config.tcprelayGuessRate,

@@ -7,6 +7,8 @@ export type TcpRelayLimitReason =
   | 'max_connections_per_ip'
   | 'login_timeout'
   | 'message_rate'
+  | 'byte_rate'
+  | 'source_rate'
   | 'frame_too_large'
   | 'slow_reader'
   | 'backpressure'
@@ -40,6 +42,7 @@ export type CloseReason =
   | 'shutdown'
   | 'login_timeout'
   | 'message_rate'
+  | 'byte_rate'
   | (typeof MALFORMED)[DecodeErrorCode];
 
 export function malformedReason(code: DecodeErrorCode): CloseReason {

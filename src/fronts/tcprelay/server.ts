@@ -9,6 +9,7 @@ import { ConnectionGate } from '../../core/limits/connection-gate.js';
 import { Reservations } from '../../core/limits/reservations.js';
 import { sourceKey } from '../../core/limits/source-key.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
+import type { SourceThrottle, ThrottledConnection } from '../../core/limits/source-throttle.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import { BYTES_CODEC } from '../../core/codecs.js';
 import type { SharedState } from '../../core/shared-state.js';
@@ -16,6 +17,7 @@ import type { LimitReports, LimitSink } from '../../core/limits/reporting.js';
 import type { Front } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
 import { endWithMessage } from '../shared/socket-close.js';
+import { createSourceThrottle, type SourceLimits } from '../shared/read-throttle.js';
 import { encodeFrame, frame, FrameDecoder } from './codec.js';
 import {
   createTcpRelayMetrics,
@@ -27,7 +29,7 @@ import {
 import { TcpRelayRouter, type RelayPeer } from './router.js';
 
 /** What the tcprelay front reads from the config, picked in one place (index.ts). */
-export interface TcpRelayOptions {
+export interface TcpRelayOptions extends SourceLimits {
   readonly host: string;
   readonly port: number;
   /** Largest frame body accepted; a larger announced length closes the connection. */
@@ -39,6 +41,9 @@ export interface TcpRelayOptions {
   /** Frames per second one connection may send on average, and how many at once. */
   readonly messageRate: number;
   readonly messageBurst: number;
+  /** Frame body bytes per second one connection may send on average, and how many at once. */
+  readonly byteRate: number;
+  readonly byteBurst: number;
   /** A connection without a successful INIT by then is closed; after one, never. */
   readonly loginTimeoutMs: number;
   /** An id freed by a disconnect is kept this long for INITs from the same source (0: not at all). */
@@ -62,9 +67,22 @@ interface Conn extends RelayPeer {
   readonly socket: Socket;
   /** Source address, as counted by the connection gate and named in limit reports. */
   readonly ip: string;
+  /** The key its source's limits count under (sourceKey of the IP). */
+  readonly key: string;
   readonly decoder: FrameDecoder;
   /** Frames this connection may still send. */
   readonly bucket: TokenBucket;
+  /** Frame body bytes this connection may still send (charged when a length prefix is read). */
+  readonly bytes: TokenBucket;
+  /** Where the frame boundaries of the stream are, read ahead of the decoder (see feed). */
+  readonly scan: FrameScan;
+  /** Told by the source throttle when this connection's source may send again. */
+  readonly waiter: ThrottledConnection;
+  /** Waiting for its source's debt: not reading, `held` keeps what was read after the frame's length prefix. */
+  throttled: boolean;
+  held: Buffer | null;
+  /** The length of the frame whose prefix was read but that its source has not admitted yet; -1 when none. */
+  unadmitted: number;
   /** Senders paused until this connection's send buffer drains. */
   readonly waiting: Set<Conn>;
   /** How many peers' full send buffers hold this connection paused. */
@@ -72,6 +90,17 @@ interface Conn extends RelayPeer {
   /** Set while relaying to a destination far over its send buffer: cut after the frame. */
   cut: boolean;
 }
+
+/** Length prefix bytes read of the next frame, and body bytes left of the current one. */
+interface FrameScan {
+  headerFill: number;
+  header: number;
+  bodyLeft: number;
+  /** A bad length was read: the decoder fails on it, nothing more is scanned. */
+  broken: boolean;
+}
+
+const HEADER_BYTES = 4;
 
 /** Read through a call: the router changes the state while a chunk's frames are handled. */
 const gone = (conn: Conn): boolean => conn.state.kind === 'gone';
@@ -94,6 +123,8 @@ export class TcpRelayServer implements Front {
   private readonly limits: LimitSink<TcpRelayLimitReason>;
   /** The connection whose frame is being handled: a write to another connection is a relayed one. */
   private sending: Conn | null = null;
+  /** The frames and bytes of each source over all its connections: reading pauses while it is in debt. */
+  private readonly throttle: SourceThrottle;
 
   constructor(
     private readonly options: TcpRelayOptions,
@@ -102,13 +133,17 @@ export class TcpRelayServer implements Front {
     this.log = deps.logger.child({ front: 'tcprelay' });
     this.limits = deps.limits.forFront<TcpRelayLimitReason>('tcprelay');
     this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
+    this.throttle = createSourceThrottle(options, deps.clock);
     this.metrics = createTcpRelayMetrics(deps.metrics, {
       connections: () => this.conns.size,
       ids: () => this.router.ids,
     });
+    const rooms = deps.state.rooms('tcprelay');
+    // A dead node's ids are freed (Rocco clients are not told of others leaving).
+    deps.state.onNodeGone(async (node) => void (await rooms.purgeNode?.(node)));
     this.router = new TcpRelayRouter({
       metrics: this.metrics,
-      rooms: deps.state.rooms('tcprelay'),
+      rooms,
       delivery: deps.state.delivery('tcprelay', BYTES_CODEC),
       newConnectionId: () => deps.state.newConnectionId(),
       reservations: new Reservations(options.idReservationMs, deps.clock),
@@ -167,8 +202,15 @@ export class TcpRelayServer implements Front {
       ip,
       decoder: new FrameDecoder({ maxFrameSize: options.maxFrameSize }),
       bucket: new TokenBucket(options.messageRate, options.messageBurst, this.deps.clock),
+      bytes: new TokenBucket(options.byteRate, options.byteBurst, this.deps.clock),
+      scan: { headerFill: 0, header: 0, bodyLeft: 0, broken: false },
+      waiter: { resume: () => this.unthrottle(conn) },
+      throttled: false,
+      held: null,
+      unadmitted: -1,
       state: { kind: 'login', deadline },
       source: sourceKey(ip),
+      key: sourceKey(ip),
       waiting: new Set<Conn>(),
       pausedBy: 0,
       cut: false,
@@ -182,6 +224,8 @@ export class TcpRelayServer implements Front {
       this.drop(conn, 'closed');
       this.resumeSenders(conn);
       this.conns.delete(conn);
+      this.throttle.forget(conn.key, conn.waiter);
+      conn.held = null;
       this.gate.release(ip);
     });
   }
@@ -195,6 +239,79 @@ export class TcpRelayServer implements Front {
 
   private onData(conn: Conn, chunk: Buffer): void {
     if (gone(conn)) return;
+    if (conn.throttled) {
+      // Read before the pause took effect: kept for after the wait.
+      conn.held = conn.held === null ? chunk : Buffer.concat([conn.held, chunk]);
+      return;
+    }
+    this.feed(conn, chunk);
+  }
+
+  /**
+   * Finds the frames' length prefixes ahead of the decoder. Each frame is charged as soon as its
+   * length is known: to the connection's byte budget (over it: ERROR and close) and to its
+   * source's (in debt: the connection stops reading and what follows the prefix is held, so a big
+   * frame's body is not read, let alone parsed, until the source may send again).
+   */
+  private feed(conn: Conn, chunk: Buffer): void {
+    const { scan } = conn;
+    let i = 0;
+    while (i < chunk.length && !scan.broken) {
+      if (scan.bodyLeft > 0) {
+        const take = Math.min(scan.bodyLeft, chunk.length - i);
+        scan.bodyLeft -= take;
+        i += take;
+        continue;
+      }
+      scan.header = ((scan.header << 8) | (chunk[i] as number)) >>> 0;
+      scan.headerFill++;
+      i++;
+      if (scan.headerFill < HEADER_BYTES) continue;
+      const length = scan.header | 0;
+      scan.headerFill = 0;
+      scan.header = 0;
+      // The decoder says what is wrong with a bad length.
+      if (length <= 0 || length > this.options.maxFrameSize) {
+        scan.broken = true;
+        break;
+      }
+      scan.bodyLeft = length;
+      if (!conn.bytes.take(length)) {
+        this.decode(conn, chunk.subarray(0, i));
+        if (gone(conn)) return;
+        this.limit('byte_rate', conn.ip);
+        return this.closeWithError(conn, 'byte_rate', 'Too many bytes: slow down');
+      }
+      if (!this.throttle.admit(conn.key, conn.waiter, length)) {
+        this.decode(conn, chunk.subarray(0, i));
+        if (gone(conn)) return;
+        conn.unadmitted = length;
+        conn.held = i < chunk.length ? chunk.subarray(i) : null;
+        conn.throttled = true;
+        conn.socket.pause();
+        this.limit('source_rate', conn.ip);
+        return;
+      }
+    }
+    this.decode(conn, chunk);
+  }
+
+  /** The source may send again: the frame that waited is charged, what was held is read, then the socket. */
+  private unthrottle(conn: Conn): void {
+    if (!conn.throttled || gone(conn)) return;
+    if (conn.unadmitted >= 0) {
+      if (!this.throttle.admit(conn.key, conn.waiter, conn.unadmitted)) return;
+      conn.unadmitted = -1;
+    }
+    const held = conn.held;
+    conn.held = null;
+    conn.throttled = false;
+    if (held !== null) this.feed(conn, held);
+    if (!conn.throttled && conn.pausedBy === 0 && !gone(conn)) conn.socket.resume();
+  }
+
+  private decode(conn: Conn, chunk: Buffer): void {
+    if (gone(conn) || chunk.length === 0) return;
     const { frames, error } = conn.decoder.push(chunk);
     for (const received of frames) {
       // Handling the previous frame may have ended this connection (e.g. it was too slow to read the answer).
@@ -254,7 +371,7 @@ export class TcpRelayServer implements Front {
   /** The peer drained (or closed): the senders paused for it read again, unless another peer holds them. */
   private resumeSenders(conn: Conn): void {
     for (const sender of conn.waiting) {
-      if (--sender.pausedBy === 0 && !gone(sender)) sender.socket.resume();
+      if (--sender.pausedBy === 0 && !gone(sender) && !sender.throttled) sender.socket.resume();
     }
     conn.waiting.clear();
   }

@@ -29,6 +29,7 @@ export type WsRelayLimitReason =
   | 'login_timeout'
   | 'message_rate'
   | 'byte_rate'
+  | 'source_rate'
   | 'message_too_large'
   | 'max_rooms'
   | 'guess_rate'

@@ -18,9 +18,12 @@ import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
 import { LOGGING_IN, RELEASED, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
 import type { ConnectionLimits } from '../shared/connection-limits.js';
+import { createSourceThrottle, ThrottledReader, type SourceLimits } from '../shared/read-throttle.js';
+import { sourceKey } from '../../core/limits/source-key.js';
+import type { SourceThrottle } from '../../core/limits/source-throttle.js';
 
 /** What the wsrelay front reads of the config (picked in index.ts); its message rate counts the login too, not the fan-out. */
-export interface WsRelayOptions extends ConnectionLimits {
+export interface WsRelayOptions extends ConnectionLimits, SourceLimits {
   readonly host: string;
   /** null: switched off, start() rejects. */
   readonly port: number | null;
@@ -49,11 +52,19 @@ interface Connection extends RelayPeer {
   readonly bucket: TokenBucket;
   /** Payload bytes this peer may still send: a flood of big messages costs parsing for everyone. */
   readonly bytes: TokenBucket;
+  /** Admits each message by its source's budget: while the source is in debt, the socket is not read. */
+  readonly reader: ThrottledReader<Message>;
   /** Closes the peer if it has not logged in by then; null once logged in or gone. */
   loginTimer: Timer | null;
   corked: boolean;
   /** Pings sent since the last sign of life. */
   missed: number;
+}
+
+/** A received message, as ws gave it. */
+interface Message {
+  readonly data: Buffer;
+  readonly isBinary: boolean;
 }
 
 /** Pings left unanswered before a peer counts as dead. */
@@ -90,6 +101,8 @@ export class WsRelayFront implements Front {
   private pinger: Timer | null = null;
   private boundPort = 0;
   private stopped = false;
+  /** The messages and bytes of each source over all its connections: reading pauses while it is in debt. */
+  private readonly throttle: SourceThrottle;
 
   constructor(
     private readonly deps: WsRelayDeps,
@@ -103,6 +116,7 @@ export class WsRelayFront implements Front {
       busyResponse: BUSY,
       refused: (ip, verdict) => this.refused(ip, verdict),
     });
+    this.throttle = createSourceThrottle(options, deps.clock);
     const rooms = (this.rooms = deps.state.rooms('wsrelay'));
     const delivery = deps.state.delivery('wsrelay', DELIVERED_CODEC);
     const { peers } = this;
@@ -110,6 +124,11 @@ export class WsRelayFront implements Front {
       connections: () => peers.size,
       rooms: () => this.counts().rooms,
       clients: () => this.counts().members,
+    });
+    // A dead node's rooms close and its phones leave, as on their disconnects.
+    deps.state.onNodeGone(async (node) => {
+      const purged = await rooms.purgeNode?.(node);
+      if (purged !== undefined) this.router.nodeGone(purged);
     });
     this.router = new WsRelayRouter({
       rooms,
@@ -221,6 +240,16 @@ export class WsRelayFront implements Front {
       ip,
       bucket: new TokenBucket(this.options.messageRate, this.options.messageBurst, clock),
       bytes: new TokenBucket(this.options.byteRate, this.options.byteBurst, clock),
+      reader: new ThrottledReader<Message>(this.throttle, sourceKey(ip), {
+        pause: () => ws.pause(),
+        resume: () => ws.resume(),
+        throttled: () => this.limits.report('source_rate', ip),
+        size: (message) => message.data.length,
+        handle: (message) => {
+          if (peer.state.kind !== 'gone') this.router.message(peer, message.data, message.isBinary);
+        },
+        open: () => peer.state.kind !== 'gone' && ws.readyState === WebSocket.OPEN,
+      }),
       loginTimer: null,
       corked: false,
       state: LOGGING_IN,
@@ -255,6 +284,7 @@ export class WsRelayFront implements Front {
     });
     ws.on('close', () => {
       this.drop(peer, 'closed', 'none');
+      peer.reader.close();
       this.peers.delete(ws);
     });
   }
@@ -270,7 +300,7 @@ export class WsRelayFront implements Front {
       this.limits.report('byte_rate', peer.ip);
       return this.drop(peer, 'byte_rate', CLOSE.policy);
     }
-    this.router.message(peer, data, isBinary);
+    peer.reader.push({ data, isBinary });
   }
 
   private send(peer: Connection, message: Outgoing): void {
