@@ -3,8 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { runs } from '../helpers/fuzz.js';
 import {
   decodeBody,
+  decodeBodyByParsing,
   DecodeError,
   encodeFrame,
+  encodeRelayed,
   frame,
   FrameDecoder,
   PAYLOAD_TYPES,
@@ -229,5 +231,74 @@ describe('FrameDecoder properties', () => {
     const out: Frame[] = [];
     for (let i = 0; i < stream.length; i++) out.push(...d.push(stream.subarray(i, i + 1)).frames);
     expect(out).toEqual(frames);
+  });
+});
+
+describe('decodeBody and encodeRelayed against the parsing reference', () => {
+  /** A frame as a plain object (the decoded payload read), or the error. */
+  const plain = (result: Frame | DecodeError): unknown =>
+    result instanceof DecodeError ? result : { ...result };
+  const same = (body: Uint8Array): void => {
+    const fast = decodeBody(body);
+    const slow = decodeBodyByParsing(body);
+    expect(plain(fast)).toEqual(plain(slow));
+    if (!(fast instanceof DecodeError) && !(slow instanceof DecodeError)) {
+      for (const type of ['MESSAGE', 'ERROR'] as const) {
+        const reference = encodeFrame(frame(type, 'sender', fast.destination, slow.payload));
+        expect(encodeRelayed(type, 'sender', fast.destination, fast)).toEqual(reference);
+        expect(encodeRelayed(type, undefined, undefined, fast)).toEqual(encodeFrame(frame(type, undefined, undefined, slow.payload)));
+      }
+    }
+  };
+
+  it.each([
+    '{"payloadType":"MESSAGE","destination":"d","payload":"p"}',
+    ' { "payloadType" : "MESSAGE" , "payload" : "a\\"b\\\\c\\n\\u0041\\/\\u001f\\ud800" } ',
+    '{"payloadType":"MESSAGE","payload":null,"payloadContent":"pc"}',
+    '{"payloadType":"MESSAGE","payloadContent":"pc","payload":"p"}',
+    '{"payloadType":"MESSAGE","payload":"1","payload":"2"}',
+    '{"payload\\u0054ype":"MESSAGE","p\\u0061yload":"x"}',
+    '{"payloadType":"MESSAGE","payload":"é🎮\\"","x":"é"}',
+    '{"payloadType":"MESSAGE","payload":"\\\\u0041"}',
+    '{"payloadType":"MESSAGE","payload":1}',
+    '{"payloadType":"MESSAGE","x":{"payload":"y"},"payload":"z"}',
+    '{"payloadType":"message","payload":"z"}',
+    '{"payloadType":null}',
+    '{}',
+    '[]',
+    '{"payloadType":"MESSAGE","payload":"a\tb"}',
+    '{"payloadType":"MESSAGE","payload":"ab}',
+    '{"payloadType":"MESSAGE","payload":"ab"}x',
+    '{"payloadType":"MESSAGE","payload":"ab",}',
+    '{"payloadType":"MESSAGE" "payload":"ab"}',
+    '{"payloadType":"MESSAGE","payload":"\\x"}',
+    '{"payloadType":"MESSAGE","payload":"\\u12"}',
+    '{"payloadType":"MESSAGE","payload":nul}',
+  ])('%s', (text) => same(utf8(text)));
+
+  it('agrees on random frames, compact and spaced', () => {
+    const member = fc.oneof(fc.constantFrom('payloadType', 'source', 'destination', 'payload', 'payloadContent'), fc.string());
+    const value = fc.oneof(fc.constantFrom('MESSAGE', 'ERROR', 'INIT', 'CLOSE'), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constant(null), fc.jsonValue());
+    fc.assert(
+      fc.property(fc.array(fc.tuple(member, value), { maxLength: 6 }), fc.integer({ min: 0, max: 2 }), (members, space) => {
+        // Duplicate keys kept (JSON.stringify of an object could not write them).
+        const inner = members.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v, null, space)}`).join(space > 0 ? ' ,\n ' : ',');
+        same(utf8(`{${inner}}`));
+      }),
+      { numRuns: runs(3000) },
+    );
+  });
+
+  it('agrees on mutated frames and garbage', () => {
+    const valid = fc.tuple(fc.string({ unit: 'binary' }), fc.string()).map(([p, d]) => JSON.stringify({ payloadType: 'MESSAGE', destination: d, payload: p }));
+    const mutated = fc.tuple(valid, fc.nat(), fc.constantFrom('"', '\\', ',', ':', '}', ' ', 'u', '\\u', 'null', '\u0001', '{')).map(([s, at, ins]) => {
+      const k = at % (s.length + 1);
+      return s.slice(0, k) + ins + s.slice(k);
+    });
+    fc.assert(
+      fc.property(fc.oneof(valid, mutated, fc.string({ unit: 'binary' })), (text) => same(utf8(text))),
+      { numRuns: runs(3000) },
+    );
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 100 }), (body) => same(body)), { numRuns: runs(1000) });
   });
 });

@@ -7,7 +7,7 @@ import { MemoryRoomStore, type Awaitable, type JoinOptions, type JoinResult, typ
 import type { Reservations } from '../../core/limits/reservations.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import type { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
-import { encodeFrame, frame, type Frame } from './codec.js';
+import { encodeFrame, encodeRelayed, frame, type Frame } from './codec.js';
 import type { RelayedType, Rejection, TcpRelayLimitReason, TcpRelayMetrics } from './metrics.js';
 
 /** A connection that has identified itself, as the store and the delivery know it. */
@@ -195,7 +195,7 @@ export class TcpRelayRouter {
     const destination = received.destination;
     if (destination === undefined) return this.reject(peer, 'no_destination', sender, 'Destination is missing');
     // The server stamps the source: nobody can pose as another id.
-    const out = encodeFrame(frame(type, sender, destination, received.payload));
+    const out = encodeRelayed(type, sender, destination, received);
     const found = this.rooms.membersWithId(DIRECTORY, destination);
     if (found instanceof Promise) return found.then((connections) => this.deliverTo(peer, connections, out, type, sender, destination));
     this.deliverTo(peer, found, out, type, sender, destination);
