@@ -106,6 +106,10 @@ export function norayEnv(ports: number, extra: Record<string, string> = {}): Rec
     NORAY_MAX_ROOMS: '10000000',
     NORAY_WSRELAY_GUESS_RATE: '10000000',
     NORAY_WSRELAY_GUESS_BURST: '10000000',
+    NORAY_SOURCE_MESSAGE_RATE: '10000000',
+    NORAY_SOURCE_MESSAGE_BURST: '10000000',
+    NORAY_SOURCE_BYTE_RATE: '1tb',
+    NORAY_SOURCE_BYTE_BURST: '1tb',
     ...extra,
   };
 }

@@ -120,6 +120,11 @@ export class ServerProcess {
       NORAY_UDP_RELAY_MAX_PER_SOURCE: '100000',
       NORAY_UDP_REGISTRAR_REPLY_RATE: '100000',
       NORAY_UDP_REGISTRAR_REPLY_BURST: '100000',
+      // And the per-source read budgets, which every soak client's connections share.
+      NORAY_SOURCE_MESSAGE_RATE: '10000000',
+      NORAY_SOURCE_MESSAGE_BURST: '10000000',
+      NORAY_SOURCE_BYTE_RATE: '1tb',
+      NORAY_SOURCE_BYTE_BURST: '1tb',
       ...settings.extraEnv,
     };
     const child = spawn(process.execPath, [BIN], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
