@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, describePorts, redactConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configProblems } from './config/validate.js';
 import { systemClock, type Clock } from './core/clock.js';
-import { LocalState } from './core/shared-state.js';
+import { LocalState, type SharedState } from './core/shared-state.js';
+import { RedisState } from './core/redis/state.js';
 import type { Front, FrontDeps } from './fronts/front.js';
 import { createNorayFront } from './fronts/noray/index.js';
 import { createWsRelayFront } from './fronts/wsrelay/index.js';
@@ -29,6 +32,8 @@ export class App {
   readonly metrics = new Registry();
   readonly fronts: readonly Front[];
   private ops: OpsServer | null = null;
+  /** Where the fronts' stores live: memory, or the cluster's Redis (NORAY_REDIS_URL). */
+  readonly shared: SharedState;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
 
   constructor(options: AppOptions) {
@@ -39,7 +44,7 @@ export class App {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });
     const clock = options.clock ?? systemClock;
     const limits = new LimitReporter(this.metrics, this.logger, clock);
-    const state = new LocalState();
+    const state = (this.shared = sharedState(this.config, clock, this.logger));
     const deps: FrontDeps = { config: this.config, logger: this.logger, metrics: this.metrics, clock, limits, state };
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
@@ -98,6 +103,7 @@ export class App {
     this.state = 'starting';
     this.logger.info({ config: redactConfig(this.config) }, 'effective config');
     try {
+      await this.shared.start();
       for (const front of this.fronts) await front.start();
       await this.ops?.start();
     } catch (error) {
@@ -115,10 +121,37 @@ export class App {
       ...[...this.fronts].reverse().map((front) => front.stop()),
       this.ops?.stop(),
     ]);
+    results.push(...(await Promise.allSettled([this.shared.stop()])));
     for (const result of results) {
       if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'error while stopping');
     }
     this.state = 'stopped';
     this.logger.info('noray stopped');
   }
+}
+
+/** One process's memory, or a cluster's Redis when NORAY_REDIS_URL is set. */
+function sharedState(config: Config, clock: Clock, logger: Logger): SharedState {
+  if (config.redisUrl === null) return new LocalState();
+  const nodeId = config.nodeId ?? `node-${randomBytes(4).toString('hex')}`;
+  return new RedisState({
+    url: config.redisUrl,
+    nodeId,
+    clusterName: config.clusterName,
+    info: { address: nodeAddress(config) },
+    heartbeatMs: config.nodeHeartbeat,
+    ttlMs: config.nodeTimeout,
+    clock,
+    logger,
+  });
+}
+
+/** NORAY_NODE_ADDRESS, or NORAY_UDP_HOST when it names one address, or the first non-loopback IPv4 address. */
+function nodeAddress(config: Config): string {
+  if (config.nodeAddress !== null) return config.nodeAddress;
+  if (config.udpHost !== '0.0.0.0' && config.udpHost !== '::') return config.udpHost;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
+  }
+  return '127.0.0.1';
 }

@@ -1,4 +1,5 @@
 import type { ConfigOf } from './option.js';
+import { clusterOptions } from './options/cluster.js';
 import { generalOptions } from './options/general.js';
 import { limitOptions } from './options/limits.js';
 import { lobbyOptions } from './options/lobby.js';
@@ -12,6 +13,7 @@ export const OPTIONS = {
   ...lobbyOptions,
   ...relayFrontOptions,
   ...limitOptions,
+  ...clusterOptions,
 };
 
 export type ConfigKey = keyof typeof OPTIONS;

@@ -13,6 +13,8 @@ export interface AddressBook {
   record(sessionId: string, endpoint: Endpoint): Promise<Recorded>;
   endpointOf(sessionId: string): Promise<Endpoint | undefined>;
   forget(sessionId: string): Promise<void>;
+  /** A cluster's store: forgets the endpoints a dead node recorded (their session ids). Absent in one process. */
+  purgeNode?(nodeId: string): Promise<string[]>;
 }
 
 export class MemoryAddressBook implements AddressBook {

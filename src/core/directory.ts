@@ -20,6 +20,8 @@ export interface SessionStore<S extends SessionRecord> {
   release(session: S): Promise<boolean>;
   byPublicId(publicId: string): Promise<S | undefined>;
   bySecret(secret: string): Promise<S | undefined>;
+  /** A cluster's store: removes (and returns) the sessions a dead node claimed. Absent in one process. */
+  purgeNode?(nodeId: string): Promise<S[]>;
 }
 
 /** The in-memory session store: both lookups O(1). */

@@ -64,6 +64,21 @@ export interface RoomStore {
    */
   close(code: string, owner: string | null): Awaitable<readonly string[] | undefined>;
   counts(): Awaitable<RoomCounts>;
+  /**
+   * A cluster's store: removes what a dead node's connections held (their memberships; the rooms
+   * they owned are closed). Absent where every connection is this process's own.
+   */
+  purgeNode?(nodeId: string): Promise<PurgedRooms>;
+}
+
+/** What purgeNode removed: who must be told, as on each connection's disconnect. */
+export interface PurgedRooms {
+  /** Memberships the node's connections held in rooms that stay open. */
+  readonly memberships: number;
+  /** Those memberships: the room, the member's id and the room's owner (undefined: none). */
+  readonly left: ReadonlyArray<{ readonly code: string; readonly id: string; readonly owner: string | undefined }>;
+  /** Owned rooms the node opened, now closed, with the connections each released (of other nodes too). */
+  readonly closed: ReadonlyArray<{ readonly code: string; readonly released: readonly string[] }>;
 }
 
 interface MemoryRoom {

@@ -34,6 +34,10 @@ export interface SharedState {
    * after which nothing of the dead node may be left. Never called for a single process.
    */
   onNodeGone(listener: NodeGoneListener): void;
+  /** Connects (a cluster: joins it); before any front starts. */
+  start(): Promise<void>;
+  /** Disconnects (a cluster: leaves it cleanly); after every front stopped. */
+  stop(): Promise<void>;
 }
 
 /** One process: every store in memory, every delivery local, no other node ever. */
@@ -68,4 +72,8 @@ export class LocalState implements SharedState {
   onNodeGone(): void {
     // Alone: no other node can die.
   }
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {}
 }

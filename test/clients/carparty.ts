@@ -26,8 +26,8 @@ export class WsPeer {
     });
   }
 
-  static open(port: number, path = '/', options: ClientOptions = {}): Promise<WsPeer> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: false, ...options });
+  static open(port: number, path = '/', options: ClientOptions = {}, host = '127.0.0.1'): Promise<WsPeer> {
+    const ws = new WebSocket(`ws://${host}:${port}${path}`, { perMessageDeflate: false, ...options });
     const peer = new WsPeer(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(peer));

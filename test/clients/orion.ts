@@ -30,6 +30,8 @@ export class OrionClient {
     readonly httpPort: number,
     readonly udpPort: number | null,
     readonly ws: WebSocket,
+    /** The server's address (a node of a cluster in the cluster tests). */
+    readonly host = '127.0.0.1',
   ) {
     ws.on('message', (data, isBinary) => {
       const decoded = decodeMessage(isBinary ? (data as Buffer) : data.toString());
@@ -51,11 +53,15 @@ export class OrionClient {
   /** `ws`: options of the WebSocket (e.g. `autoPong: false` for a client that never answers pings). */
   static async connect(httpPort: number, udpPort: number | null = null, path = '/', ws: ClientOptions = {}): Promise<OrionClient> {
     const socket = new WebSocket(`ws://127.0.0.1:${httpPort}${path}`, ws);
-    return OrionClient.registered(httpPort, udpPort, socket);
+    return OrionClient.registered(new OrionClient(httpPort, udpPort, socket));
   }
 
-  private static async registered(httpPort: number, udpPort: number | null, ws: WebSocket): Promise<OrionClient> {
-    const client = new OrionClient(httpPort, udpPort, ws);
+  /** A client of the server at `host` (HTTP and WebSocket both go there). */
+  static async connectTo(host: string, httpPort: number): Promise<OrionClient> {
+    return OrionClient.registered(new OrionClient(httpPort, null, new WebSocket(`ws://${host}:${httpPort}/`), host));
+  }
+
+  private static async registered(client: OrionClient): Promise<OrionClient> {
     const registered = await client.next('client_registered');
     client.token = String(registered.token);
     return client;
@@ -144,15 +150,15 @@ export class OrionClient {
       isPublic: true,
       maxMembers: 8,
       ...body,
-    });
+    }, { host: this.host });
   }
 
   join(lobbyId: string, peerName: string): Promise<HttpAnswer> {
-    return http(this.httpPort, 'POST', `/lobbies/${lobbyId}/join`, { token: this.token, peerName });
+    return http(this.httpPort, 'POST', `/lobbies/${lobbyId}/join`, { token: this.token, peerName }, { host: this.host });
   }
 
   startMediation(lobbyId: string): Promise<HttpAnswer> {
-    return http(this.httpPort, 'POST', `/lobbies/${lobbyId}/ptp/start`, { token: this.token });
+    return http(this.httpPort, 'POST', `/lobbies/${lobbyId}/ptp/start`, { token: this.token }, { host: this.host });
   }
 
   chat(lobbyId: string, message: string): void {
@@ -179,10 +185,10 @@ export async function http(
   method: string,
   path: string,
   body?: unknown,
-  init: { rawBody?: string; headers?: Record<string, string> } = {},
+  init: { rawBody?: string; headers?: Record<string, string>; host?: string } = {},
 ): Promise<HttpAnswer> {
   const payload = init.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+  const response = await fetch(`http://${init.host ?? '127.0.0.1'}:${port}${path}`, {
     method,
     headers: payload !== undefined ? { 'content-type': 'application/json', ...init.headers } : { ...init.headers },
     ...(payload !== undefined ? { body: payload } : {}),

@@ -36,8 +36,8 @@ export class RoccoClient {
     );
   }
 
-  static open(port: number): Promise<RoccoClient> {
-    const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+  static open(port: number, host = '127.0.0.1'): Promise<RoccoClient> {
+    const socket = connect({ host, port, noDelay: true });
     const client = new RoccoClient(socket);
     return new Promise((resolve, reject) => {
       socket.once('connect', () => resolve(client));

@@ -159,6 +159,17 @@ export class LobbyService {
     if (removed?.departure) this.departed(removed.departure);
   }
 
+  /**
+   * Another node of the cluster died: its clients leave their lobbies as on a disconnect (the
+   * lobbies they hosted close), and the members here and on other live nodes are told.
+   */
+  async nodeGone(nodeId: string): Promise<void> {
+    const purged = await this.store.purgeNode?.(nodeId);
+    if (purged === undefined || purged.length === 0) return;
+    this.listingVersion++;
+    for (const { departure } of purged) if (departure) this.departed(departure);
+  }
+
   /** The internal id of the client holding `token`, if any. */
   async clientIdOf(token: string): Promise<ClientId | undefined> {
     return (await this.store.clientByToken(token))?.id;

@@ -125,6 +125,11 @@ export interface LobbyStore {
   reportConnected(clientId: ClientId): Promise<ConnectedOutcome>;
   /** Ends attempt `attempt` of the lobby (unlocking it); the lobby as it is after, or undefined if that attempt was not under way. */
   endMediation(lobbyId: string, attempt: string): Promise<LobbyRecord | undefined>;
+  /**
+   * A cluster's store: removes a dead node's clients as removeClient does (their lobbies see them
+   * leave, the lobbies they hosted close). Absent in one process.
+   */
+  purgeNode?(nodeId: string): Promise<Array<{ readonly clientId: ClientId; readonly departure: Departure | null }>>;
 }
 
 interface StoredMediation {

@@ -11,7 +11,9 @@
 //   P r:nm:<node>         set of part(code)+connection: memberships joined through that node
 // open, join, leave, close and counts are Lua scripts, each atomic: of two nodes opening one code
 // or joining one unique id at once, one wins. members/membersWithId/owner are single reads.
-import type { JoinOptions, JoinResult, OpenOptions, OpenResult, RoomCounts, RoomMember, RoomStore } from '../room-store.js';
+import type { JoinOptions, JoinResult, OpenOptions, OpenResult, PurgedRooms, RoomCounts, RoomMember, RoomStore } from '../room-store.js';
+
+export type { PurgedRooms } from '../room-store.js';
 import { asNumber, asString, asStrings, LUA_PART, LuaScript, part, type RedisClient, type RedisStoreOptions } from './script.js';
 
 // Every script: KEYS[1] the room's r:o key; ARGV[1] the prefix, ARGV[2] the code.
@@ -90,6 +92,15 @@ removeMember(connection, id)
 return 1
 `);
 
+// A dead node's membership: ARGV[3] connection, ARGV[4] node. Leaves only if it joined through
+// that node; returns {id, owner or ''} so the owner can be told, or false.
+const PURGE_LEAVE = new LuaScript(`${PRELUDE}
+local connection = ARGV[3]
+local id = redis.call('HGET', key('c'), connection)
+if not id or redis.call('HGET', key('mn'), connection) ~= ARGV[4] then return false end
+removeMember(connection, id)
+return {id, redis.call('HGET', roomKey, 'o') or ''}
+`);
 // ARGV[3] owner, ARGV[4] '1' if there is one ('0': close an ownerless room), or '2': close if
 // ARGV[3] is the node that opened it, whoever owns it. Returns {'closed', released...} or false.
 const CLOSE = new LuaScript(`${PRELUDE}
@@ -121,12 +132,6 @@ const SPLIT = (entry: string): [string, string] | undefined => {
   return [bytes.subarray(0, length).toString('utf8'), bytes.subarray(length).toString('utf8')];
 };
 
-export interface PurgedRooms {
-  /** Memberships the node's connections held in rooms that stay open. */
-  readonly memberships: number;
-  /** Owned rooms the node opened, now closed, with the connections each released (of other nodes too). */
-  readonly closed: ReadonlyArray<{ readonly code: string; readonly released: readonly string[] }>;
-}
 
 export class RedisRoomStore implements RoomStore {
   readonly nodeId: string;
@@ -189,13 +194,17 @@ export class RedisRoomStore implements RoomStore {
    * (shared directories) stay. Each removal is atomic on its own.
    */
   async purgeNode(nodeId: string): Promise<PurgedRooms> {
-    let memberships = 0;
+    const left: Array<{ code: string; id: string; owner: string | undefined }> = [];
     const membershipIndex = `${this.prefix}r:nm:${nodeId}`;
     for (const entry of await this.client.sMembers(membershipIndex)) {
       const split = SPLIT(entry);
-      if (split !== undefined && (await this.run(LEAVE, split[0], [split[1], nodeId])) === 1) memberships++;
-      else await this.client.sRem(membershipIndex, entry);
+      const reply = split === undefined ? null : await this.run(PURGE_LEAVE, split[0], [split[1], nodeId]);
+      if (split !== undefined && Array.isArray(reply)) {
+        const [id = '', owner = ''] = asStrings(reply);
+        left.push({ code: split[0], id, owner: owner === '' ? undefined : owner });
+      } else await this.client.sRem(membershipIndex, entry);
     }
+    const memberships = left.length;
     const closed: Array<{ code: string; released: string[] }> = [];
     const roomIndex = `${this.prefix}r:n:${nodeId}`;
     for (const code of await this.client.sMembers(roomIndex)) {
@@ -203,7 +212,7 @@ export class RedisRoomStore implements RoomStore {
       if (reply === null) await this.client.sRem(roomIndex, code);
       else closed.push({ code, released: asStrings(reply).slice(1) });
     }
-    return { memberships, closed };
+    return { memberships, left, closed };
   }
 
   private run(script: LuaScript, code: string, args: readonly string[]): Promise<unknown> {

@@ -79,6 +79,7 @@ export class LobbyFront implements Front {
       maxLobbies: options.maxLobbies,
       onError: (error) => logger.error({ err: error }, 'lobby mediation timer failed'),
     });
+    deps.state.onNodeGone((node) => service.nodeGone(node));
     this.wire = new LobbyWire({ metrics, logger, udpPort: () => this.udp?.port ?? null }, service);
     this.websockets = new LobbyWebSockets(options, { wire: this.wire, delivery, clock, limits, logger });
     this.gate = new AcceptGate({

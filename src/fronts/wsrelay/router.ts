@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AttachableDelivery, Inbox } from '../../core/delivery.js';
-import type { Awaitable, JoinResult, OpenResult, RoomStore } from '../../core/room-store.js';
+import type { Awaitable, JoinResult, OpenResult, PurgedRooms, RoomStore } from '../../core/room-store.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import type { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { sourceKey } from '../../core/limits/source-key.js';
@@ -119,6 +119,12 @@ export class WsRelayRouter {
     // A peer still logging in (its store call pending) undoes its login when the answer comes.
     if (reason !== 'closed') this.deps.logger.debug({ reason, role: state.kind }, 'wsrelay connection dropped');
     return true;
+  }
+
+  /** Another node died and its rooms were purged: tell who is left, as on each of its disconnects. */
+  nodeGone(purged: PurgedRooms): void {
+    for (const { released } of purged.closed) this.release(released);
+    for (const { id, owner } of purged.left) if (owner !== undefined) this.deliver(owner, notice('disconnect', id));
   }
 
   private handle(peer: RelayPeer, data: Buffer, isBinary: boolean): Awaitable<void> {

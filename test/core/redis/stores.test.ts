@@ -180,7 +180,13 @@ describe.runIf(redis.available)('Redis stores: purging a dead node', () => {
     await nodes[1].rooms.join('A', { connection: 'b2', id: '1' });
     await nodes[0].rooms.join('B', { connection: 'a2', id: '1' });
     const purged = await nodes[1].rooms.purgeNode('node-0');
-    expect(purged).toEqual({ memberships: 2, closed: [{ code: 'A', released: ['b2'] }] });
+    expect(purged.closed).toEqual([{ code: 'A', released: ['b2'] }]);
+    expect(purged.memberships).toBe(2);
+    // Who to tell: B's owner learns that its member '1' left; the ownerless directory has nobody to tell.
+    expect([...purged.left].sort((x, y) => x.code.localeCompare(y.code))).toEqual([
+      { code: 'B', id: '1', owner: 'b-srv' },
+      { code: 'dir', id: 'x', owner: undefined },
+    ]);
     expect(await nodes[1].rooms.owner('A')).toBeUndefined();
     expect([...(await nodes[1].rooms.members('dir'))]).toEqual(['b1']);
     expect([...(await nodes[1].rooms.members('B'))]).toEqual([]);
