@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runs } from '../helpers/fuzz.js';
 import { frameText, notice, parseLogin, stampClientId, stampClientIdByParsing, targetOf } from '../../src/fronts/wsrelay/codec.js';
+import { stampClientIdByScan } from './stamp-oracle.js';
 
 describe('parseLogin', () => {
   it.each([
@@ -248,5 +249,48 @@ describe('stampClientId against the parsing reference', () => {
       fc.property(fc.oneof(soup, objecty, mutated, fc.string({ unit: 'binary' })), (text) => same(text)),
       { numRuns: runs(5000) },
     );
+  });
+});
+
+describe('stampClientId against the previous scan (per-character loop)', () => {
+  const same = (text: string, id = 'x'): void => {
+    expect(stampClientId(text, id)).toEqual(stampClientIdByScan(text, id));
+  };
+  const scalar = fc.oneof(
+    fc.double().map((d) => JSON.stringify(d)),
+    fc.bigInt({ min: -(2n ** 80n), max: 2n ** 80n }).map(String),
+    fc.constantFrom('0', '-0', '1.50', '2E+3', '1e-7', 'true', 'false', 'null', '""', '"a b"', '"\\u0041"', '"\\n"', '"é🎮"', '"\ud800"', '01', '1.', '-', '1e', 'tru', '"\u0001"'),
+    fc.string({ unit: 'grapheme' }).map((t) => JSON.stringify(t)),
+  );
+  const array = fc.array(scalar, { maxLength: 40 }).chain((items) =>
+    fc.constantFrom(',', ', ', ',,', ' ,').map((sep) => `[${items.join(sep)}]`),
+  );
+
+  it('agrees on arrays of scalars, valid or not, as members or nested', () => {
+    fc.assert(
+      fc.property(array, array, fc.string(), (a, b, id) => {
+        same(`{"a":${a},"b":[${a},${b}],"client_id":${a}}`, id);
+        same(a, id);
+      }),
+      { numRuns: runs(3000) },
+    );
+  });
+
+  it('agrees on random JSON and random garbage', () => {
+    const mutated = fc.tuple(fc.json(), fc.nat(), fc.constantFrom(',', '1', '"', '\\', ']', '[', ' ', 'e', '.', '-')).map(([s, at, ins]) => {
+      const k = at % (s.length + 1);
+      return s.slice(0, k) + ins + s.slice(k);
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.json(), fc.jsonValue().map((v) => JSON.stringify({ v, w: [v, [v]] })), mutated, fc.string({ unit: 'binary' })), (text) => same(text)),
+      { numRuns: runs(5000) },
+    );
+  });
+
+  it('agrees on long runs (past one match of 4096 elements)', () => {
+    const numbers = Array.from({ length: 10_000 }, (_, k) => (k % 3 === 0 ? `${9007199254740993n + BigInt(k)}` : `${k * 1.25}`));
+    same(`{"n":[${numbers.join(',')}]}`);
+    same(`{"n":[${numbers.join(',')},]}`);
+    same(`{"n":[${numbers.join(',')}, "x\\/", {"client_id":1}]}`);
   });
 });

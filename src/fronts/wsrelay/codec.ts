@@ -162,6 +162,14 @@ function scanString(text: string, start: number, flags: { rewrite: boolean }): n
   }
 }
 
+/**
+ * Up to 4096 comma-separated array elements that are copied unchanged: JSON numbers, literals and
+ * strings without escapes, control characters or surrogates (bounded so the match's backtracking
+ * state stays small; the scan goes on with another run).
+ */
+const SCALAR = String.raw`-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|"[^"\\\u0000-\u001f\ud800-\udfff]*"|true|false|null`;
+const SCALAR_RUN = new RegExp(`(?:${SCALAR})(?:,(?:${SCALAR})){0,4095}`, 'y');
+
 /** What ends or needs a look inside a string: quote, backslash, control characters, surrogates. */
 const STRING_SPECIAL = /["\\\u0000-\u001f\ud800-\udfff]/g;
 
@@ -305,7 +313,11 @@ function scanAndStamp(text: string, clientId: string): Stamped | null {
     // A value at i.
     const c = text.charCodeAt(i);
     let closed = false;
-    if (c === 0x7b || c === 0x5b) {
+    if (kinds[kinds.length - 1] === ARRAY && c !== 0x7b && c !== 0x5b && (SCALAR_RUN.lastIndex = i, SCALAR_RUN.test(text))) {
+      // Array elements that need no rewriting (numbers, literals, plain strings, commas between
+      // them): one native match over the run, copied as it is.
+      i = SCALAR_RUN.lastIndex;
+    } else if (c === 0x7b || c === 0x5b) {
       if (kinds.length >= MAX_SCAN_DEPTH) return null;
       const kind = c === 0x7b ? OBJECT : ARRAY;
       kinds.push(kind);
