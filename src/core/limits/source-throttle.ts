@@ -3,6 +3,12 @@ import type { Clock, Timer } from '../clock.js';
 /** Most sources whose reads are throttled at once (per front); past it the least recently seen starts afresh. */
 export const MAX_THROTTLED_SOURCES = 10_000;
 
+/**
+ * The shortest wait: a source in debt by one message at a high rate would otherwise be resumed
+ * (and its connections walked) a thousand times a second; this way each round admits a few.
+ */
+export const MIN_WAIT_MS = 5;
+
 /** A connection held by its source's debt: told once the debt is repaid. */
 export interface ThrottledConnection {
   resume(): void;
@@ -61,10 +67,8 @@ class DebtBucket {
 interface Source {
   readonly messages: DebtBucket;
   readonly bytes: DebtBucket;
-  /** Connections waiting for the debt to be repaid, in the order they are resumed. */
+  /** Connections waiting for the debt to be repaid, in the order they are resumed (one served waits again at the back). */
   readonly waiting: Set<ThrottledConnection>;
-  /** Connections let through while a resume round runs: they go to the back of the line after it. */
-  readonly served: Set<ThrottledConnection>;
   resuming: boolean;
   timer: Timer | null;
   seenAt: number;
@@ -104,7 +108,6 @@ export class SourceThrottle {
     }
     state.messages.charge(messages, now);
     state.bytes.charge(bytes, now);
-    if (state.resuming) state.served.add(conn);
     return true;
   }
 
@@ -113,7 +116,6 @@ export class SourceThrottle {
     const state = this.sources.get(source);
     if (state === undefined) return;
     state.waiting.delete(conn);
-    state.served.delete(conn);
     if (state.waiting.size === 0 && state.timer !== null && !state.resuming) {
       state.timer.cancel();
       state.timer = null;
@@ -142,33 +144,30 @@ export class SourceThrottle {
   }
 
   private arm(source: string, state: Source, now: number): void {
-    const ms = Math.max(1, Math.ceil(this.debtMs(state, now)));
+    const ms = Math.max(MIN_WAIT_MS, Math.ceil(this.debtMs(state, now)));
     state.timer = this.options.clock.setTimeout(() => this.repaid(source, state), ms);
   }
 
-  /** The debt should be repaid: resume the waiting connections in turn (those served last go last). */
+  /**
+   * The debt should be repaid: the waiting connections go on in turn until the source is in debt
+   * again; one that waits again goes to the back of the line, the rest keep their places.
+   */
   private repaid(source: string, state: Source): void {
     state.timer = null;
     if (this.sources.get(source) !== state) return;
     const now = this.options.clock.now();
     if (this.debtMs(state, now) > 0) return this.arm(source, state, now);
-    const round = [...state.waiting];
-    state.waiting.clear();
     state.resuming = true;
     try {
-      for (const conn of round) {
-        // A connection resumed earlier in the round may have put the source in debt again: the
-        // rest then wait for the next round (admit() queues them again in this order).
+      for (const conn of [...state.waiting]) {
+        // Back in debt: the rest keep their places for the next round.
+        if (state.timer !== null || this.debtMs(state, this.options.clock.now()) > 0) break;
+        if (!state.waiting.delete(conn)) continue;
         conn.resume();
       }
     } finally {
       state.resuming = false;
     }
-    for (const conn of state.served) {
-      if (!state.waiting.delete(conn)) continue;
-      state.waiting.add(conn);
-    }
-    state.served.clear();
     if (state.waiting.size > 0 && state.timer === null) this.arm(source, state, this.options.clock.now());
   }
 
@@ -182,7 +181,6 @@ export class SourceThrottle {
         messages: new DebtBucket(messageRate, messageBurst, now),
         bytes: new DebtBucket(byteRate, byteBurst, now),
         waiting: new Set(),
-        served: new Set(),
         resuming: false,
         timer: null,
         seenAt: now,
