@@ -198,7 +198,7 @@ export class ControlServer {
       pause: () => socket.pause(),
       resume: () => socket.resume(),
       throttled: () => limits.report('source_rate', ip),
-      size: (line) => line.length + 1,
+      size: (line) => Buffer.byteLength(line) + 1,
       handle: handleLine,
       open: () => !closing && !socket.destroyed,
       batch: withCork,
