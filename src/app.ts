@@ -134,11 +134,13 @@ export class App {
 function sharedState(config: Config, clock: Clock, logger: Logger): SharedState {
   if (config.redisUrl === null) return new LocalState();
   const nodeId = config.nodeId ?? `node-${randomBytes(4).toString('hex')}`;
+  const address = nodeAddress(config);
   return new RedisState({
     url: config.redisUrl,
     nodeId,
     clusterName: config.clusterName,
-    info: { address: nodeAddress(config) },
+    nodeAddress: address,
+    info: { address },
     heartbeatMs: config.nodeHeartbeat,
     ttlMs: config.nodeTimeout,
     clock,

@@ -19,6 +19,8 @@ export interface SharedState {
   readonly nodeId: string;
   /** Whether other processes share this state (then stores answer with promises, always). */
   readonly clustered: boolean;
+  /** Where other nodes reach this one (its relay ports); null alone. */
+  readonly nodeAddress: string | null;
   /**
    * A connection id unique cluster-wide and never reused: `<nodeId>/<uuid>`, so a delivery to it
    * finds the node the connection lives on without a lookup.
@@ -44,6 +46,7 @@ export interface SharedState {
 export class LocalState implements SharedState {
   readonly nodeId = 'local';
   readonly clustered = false;
+  readonly nodeAddress = null;
 
   newConnectionId(): string {
     return `${this.nodeId}/${randomUUID()}`;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WsPeer } from '../clients/carparty.js';
-import { NetfoxClient } from '../clients/netfox.js';
+import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 import { eventually, OrionClient } from '../clients/orion.js';
 import { RoccoClient } from '../clients/rocco.js';
 import { redisMissing, startRedis, type RedisServer } from '../helpers/redis.js';
@@ -26,7 +26,11 @@ interface Ports {
   ws: number;
   tcp: number;
   lobby: number;
+  /** First of RELAY_PORTS relay ports. */
+  relay: number;
 }
+
+const RELAY_PORTS = 16;
 
 /** Whether a TCP and a UDP port are free on every node address. */
 async function freeEverywhere(port: number): Promise<boolean> {
@@ -56,7 +60,14 @@ async function pickPorts(): Promise<Ports> {
     if (!picked.includes(port) && (await freeEverywhere(port))) picked.push(port);
   }
   const [control = 0, registrar = 0, ws = 0, tcp = 0, lobby = 0] = picked;
-  return { control, registrar, ws, tcp, lobby };
+  for (;;) {
+    const relay = 20_000 + Math.floor(Math.random() * 30_000);
+    const range = Array.from({ length: RELAY_PORTS }, (_, i) => relay + i);
+    if (range.some((port) => picked.includes(port))) continue;
+    let free = true;
+    for (const port of range) if (!(await freeEverywhere(port))) free = false;
+    if (free) return { control, registrar, ws, tcp, lobby, relay };
+  }
 }
 
 describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () => {
@@ -101,7 +112,8 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
         NORAY_HTTP_PORT: 'off',
         NORAY_SOCKET_PORT: String(ports.control),
         NORAY_UDP_REGISTRAR_PORT: String(ports.registrar),
-        NORAY_UDP_RELAY_PORTS: 'off',
+        NORAY_UDP_RELAY_PORTS: `${ports.relay}-${ports.relay + RELAY_PORTS - 1}`,
+        NORAY_UDP_RELAY_MIN_PORTS: '1',
         NORAY_WSRELAY_PORT: String(ports.ws),
         NORAY_TCPRELAY_PORT: String(ports.tcp),
         NORAY_LOBBY_HTTP_PORT: String(ports.lobby),
@@ -177,6 +189,40 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
     client.putCommand('connect', host.oid);
     expect(await client.next('connect')).toBe(`${HOSTS[0]}:${host.localPort}`);
     expect(await host.next('connect')).toBe(`${HOSTS[1]}:${client.localPort}`);
+  });
+
+  it('noray: connect-relay between a host on n1 and a client on n2 relays both ways, each side sending to the node it opened TCP to', async () => {
+    await startCluster();
+    const host = await NetfoxClient.connect(ports.control, HOSTS[0], HOSTS[0]);
+    const client = await NetfoxClient.connect(ports.control, HOSTS[1], HOSTS[1]);
+    cleanups.push(() => host.close(), () => client.close());
+    await host.registerHost();
+    await client.registerHost();
+    expect(await host.registerRemote(ports.registrar)).toBe('OK');
+    expect(await client.registerRemote(ports.registrar)).toBe('OK');
+    client.putCommand('connect-relay', host.oid);
+    const hostRelayPort = Number(await client.next('connect-relay'));
+    const clientRelayPort = Number(await host.next('connect-relay'));
+    for (const relayPort of [hostRelayPort, clientRelayPort]) {
+      expect(relayPort).toBeGreaterThanOrEqual(ports.relay);
+      expect(relayPort).toBeLessThan(ports.relay + RELAY_PORTS);
+    }
+    const hostUdp = await bindLocalPort(host.localPort, HOSTS[0]);
+    const clientUdp = await bindLocalPort(client.localPort, HOSTS[1]);
+    cleanups.push(() => hostUdp.close(), () => clientUdp.close());
+    const heard = (socket: typeof hostUdp) =>
+      new Promise<{ text: string; from: string }>((done) =>
+        socket.once('message', (message, from) => done({ text: message.toString('utf8'), from: `${from.address}:${from.port}` })),
+      );
+    for (let round = 0; round < 3; round++) {
+      const atHost = heard(hostUdp);
+      clientUdp.send(`to host ${round}`, hostRelayPort, HOSTS[1]);
+      // The host sees the client as n1's relay port: the one it was told and answers to.
+      expect(await atHost).toEqual({ text: `to host ${round}`, from: `${HOSTS[0]}:${clientRelayPort}` });
+      const atClient = heard(clientUdp);
+      hostUdp.send(`to client ${round}`, clientRelayPort, HOSTS[0]);
+      expect(await atClient).toEqual({ text: `to client ${round}`, from: `${HOSTS[1]}:${hostRelayPort}` });
+    }
   });
 
   it('lobby: any node answers for any lobby; events and chat reach members on every node', async () => {

@@ -28,7 +28,9 @@ export interface RedisStateOptions {
   readonly nodeId: string;
   /** Cluster name: keys are `noray:{<name>}:...` (one hash slot, for Redis Cluster too). */
   readonly clusterName: string;
-  /** What other nodes learn about this one (addresses and ports). */
+  /** Where other nodes reach this one. */
+  readonly nodeAddress: string;
+  /** What other nodes learn about this one. */
   readonly info: NodeInfo;
   readonly heartbeatMs: number;
   readonly ttlMs: number;
@@ -39,6 +41,7 @@ export interface RedisStateOptions {
 export class RedisState implements SharedState {
   readonly clustered = true;
   readonly nodeId: string;
+  readonly nodeAddress: string;
   readonly membership: ClusterMembership;
   private readonly client: RedisClient;
   private readonly subscriber: RedisClient;
@@ -52,6 +55,7 @@ export class RedisState implements SharedState {
 
   constructor(private readonly options: RedisStateOptions) {
     this.nodeId = options.nodeId;
+    this.nodeAddress = options.nodeAddress;
     this.prefix = `noray:{${options.clusterName}}:`;
     this.log = options.logger.child({ redis: true, node: options.nodeId });
     const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), MAX_RECONNECT_DELAY_MS);

@@ -10,6 +10,7 @@ import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import { systemClock, type Clock } from '../../core/clock.js';
+import type { RelayBridge } from './relay-bridge.js';
 import { DEFAULT_ABUSE_OPTIONS, NorayAbuseGuard, splitRegistration, type NorayAbuseOptions } from './abuse.js';
 
 /** The far end of one control connection, as the handlers see it. */
@@ -47,6 +48,8 @@ export interface NorayHandlerDeps {
   /** Rates, coalescing and OpenID reservation (abuse.ts); the option defaults unless given. */
   readonly abuse?: NorayAbuseOptions;
   readonly clock?: Clock;
+  /** In a cluster: this node's id, and the bridge that relays to hosts registered on other nodes. */
+  readonly cluster?: { readonly nodeId: string; readonly bridge: RelayBridge | null };
 }
 
 /** Draws of a random OpenID before registration gives up (see freshOid). */
@@ -214,20 +217,33 @@ export class NorayCommands {
       this.deps.limits.report('denied_peer', peer.remote);
       return this.fail(peer, 'relaying to this address is not allowed');
     }
-    const result = relay.introduce(requesterEndpoint, hostEndpoint, {
-      source: sourceKey(requesterEndpoint.address),
-      session: requester.id,
-    });
-    if (!result.ok) {
-      if (result.reason === 'source_limit' || result.reason === 'session_limit') {
-        this.deps.limits.report(result.reason === 'source_limit' ? 'relays_per_source' : 'relays_per_session', peer.remote);
-        return this.fail(peer, 'too many relays for your address, try later');
-      }
-      return this.fail(peer, result.reason === 'no_free_port' ? 'no relay port free, try later' : 'cannot relay to yourself');
+    const charge = { source: sourceKey(requesterEndpoint.address), session: requester.id };
+    const hostNode = host.connection.slice(0, host.connection.indexOf('/'));
+    const { cluster } = this.deps;
+    if (cluster !== undefined && hostNode !== cluster.nodeId) {
+      // The host's half of the relay lives on its own node, which also tells the host.
+      if (cluster.bridge === null) return this.fail(peer, 'relaying is disabled on this server');
+      const across = await cluster.bridge.introduce(requesterEndpoint, host.publicId, hostNode, charge);
+      if (!across.ok) return this.relayRefused(peer, across.reason);
+      peer.send(encodeCommand('connect-relay', across.clientPort));
+      this.deps.logger.debug({ oid, remote: peer.remote, hostNode, clientPort: across.clientPort }, 'connect-relay across nodes');
+      return;
     }
+    const result = relay.introduce(requesterEndpoint, hostEndpoint, charge);
+    if (!result.ok) return this.relayRefused(peer, result.reason);
     peer.send(encodeCommand('connect-relay', result.portB));
     if (notify) delivery.deliver(host.connection, encodeCommand('connect-relay', result.portA));
     this.deps.logger.debug({ oid, remote: peer.remote, hostPort: result.portB, clientPort: result.portA }, 'connect-relay');
+  }
+
+  private relayRefused(peer: ControlPeer, reason: string): void {
+    if (reason === 'source_limit' || reason === 'session_limit') {
+      this.deps.limits.report(reason === 'source_limit' ? 'relays_per_source' : 'relays_per_session', peer.remote);
+      return this.fail(peer, 'too many relays for your address, try later');
+    }
+    if (reason === 'no_free_port') return this.fail(peer, 'no relay port free, try later');
+    if (reason === 'same_endpoint') return this.fail(peer, 'cannot relay to yourself');
+    return this.fail(peer, reason);
   }
 
   private async endSession(session: HostSession): Promise<void> {

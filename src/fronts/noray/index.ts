@@ -3,7 +3,7 @@ import { MemoryAddressBook, type AddressBook } from '../../core/address-book.js'
 import type { AttachableDelivery } from '../../core/delivery.js';
 import { OwnEndpoints } from '../../core/own-endpoints.js';
 import type { SessionStore } from '../../core/directory.js';
-import { TEXT_CODEC } from '../../core/codecs.js';
+import { jsonMessageCodec, TEXT_CODEC } from '../../core/codecs.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
 import { isDescriptorExhaustion, openFileAdvice, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
 import { UdpRelayEngine } from '../../core/relay/engine.js';
@@ -16,6 +16,7 @@ import { NorayCommands, type HostSession } from './handlers.js';
 import { createNorayMetrics, registerRelayMetrics, type NorayLimitReason } from './metrics.js';
 import { RegistrarSocket } from './registrar-socket.js';
 import { relayBindingOutcome } from './relay-ports.js';
+import { RelayBridge, type BridgeMessage } from './relay-bridge.js';
 
 /** Unsent reply bytes a control connection may pile up before it is dropped. */
 const MAX_PENDING_REPLY_BYTES = 64 * 1024;
@@ -29,6 +30,8 @@ export class NorayFront implements Front {
   private readonly ownEndpoints = new OwnEndpoints();
   private readonly commands: NorayCommands;
   readonly relay: UdpRelayEngine | null;
+  /** Relays to hosts on other nodes of a cluster; null alone or with relaying off. */
+  private readonly bridge: RelayBridge | null;
   /** How many relay ports to bind under the open-file limit; null when relaying is off. */
   private readonly relayBudget: RelayPortBudget | null;
   private readonly control: ControlServer | null;
@@ -74,6 +77,19 @@ export class NorayFront implements Front {
             maxPerSession: options.udpRelayMaxPerSession,
           });
     if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
+    this.bridge =
+      state.clustered && this.relay !== null
+        ? new RelayBridge({
+            nodeId: state.nodeId,
+            nodeAddress: state.nodeAddress ?? options.udpHost,
+            relay: this.relay,
+            sessions: this.sessions,
+            addresses: this.addresses,
+            lines: this.delivery,
+            messages: state.delivery('noray-bridge', jsonMessageCodec<BridgeMessage>()),
+            clock,
+          })
+        : null;
     const commands = (this.commands = new NorayCommands({
       sessions: this.sessions,
       addresses: this.addresses,
@@ -98,6 +114,7 @@ export class NorayFront implements Front {
         unknownOidRate: options.unknownOidRate,
         unknownOidBurst: options.unknownOidBurst,
       },
+      ...(state.clustered ? { cluster: { nodeId: state.nodeId, bridge: this.bridge } } : {}),
     }));
     this.control =
       options.socketPort === null
@@ -170,6 +187,7 @@ export class NorayFront implements Front {
       await this.registrarSocket?.bind();
       if (this.registrarSocket) this.ownEndpoints.add([this.registrarSocket.port]);
       if (this.relay) this.ownEndpoints.add(this.relay.boundPorts);
+      this.bridge?.start();
       await this.control?.listen();
     } catch (error) {
       if (!isDescriptorExhaustion(error)) throw error;
@@ -180,6 +198,7 @@ export class NorayFront implements Front {
   }
 
   async stop(): Promise<void> {
+    this.bridge?.stop();
     await Promise.all([this.control?.close(), this.registrarSocket?.close(), this.relay?.stop()]);
   }
 
