@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { App } from '../app.js';
 import { ConfigError, helpText, parseCli, readEnvFile, resolveConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { createLogger } from '../ops/logger.js';
+import { reportReady, runPrimary, workerConfig, workerProblems, workerSeat } from '../workers.js';
 
 const SHUTDOWN_DEADLINE_MS = 5000;
 const PARENT_CHECK_MS = 1000;
@@ -30,7 +32,26 @@ async function main(): Promise<number> {
       envFile: readEnvFile(cli.envFile, process.cwd()),
     });
     refuseNothingToRun(config);
-    app = new App({ config });
+    const seat = workerSeat();
+    if (seat === null && config.workers > 1) {
+      const problems = workerProblems(config);
+      if (problems.length > 0) throw new ConfigError(problems.join('; '));
+      // The primary of --workers N: forks and supervises, serves nothing itself.
+      const logger = createLogger(config.logLevel).child({ role: 'primary' });
+      // Orphaned under npm: stop as on SIGTERM (runPrimary's handler forwards it to the workers).
+      watchWrapper(() => process.kill(process.pid, 'SIGTERM'));
+      const code = await runPrimary({ config, logger });
+      // Nothing is left to wait for once every worker exited; do not linger on cluster handles.
+      logger.flush(() => process.exit(code));
+      return -1;
+    }
+    app =
+      seat === null
+        ? new App({ config })
+        : new App({
+            config: workerConfig(config, seat),
+            logger: createLogger(config.logLevel).child({ node: seat.nodeId, worker: seat.index }),
+          });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`noray: ${error.message}\n`);
@@ -64,6 +85,7 @@ async function main(): Promise<number> {
 
   try {
     await app.start();
+    reportReady();
   } catch (error) {
     app.logger.fatal({ err: error }, 'could not start');
     return 1;

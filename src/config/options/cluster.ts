@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { option } from '../option.js';
 import { NODE_ID_PATTERN as NODE_ID } from '../../core/shared-state.js';
 import { ConfigValueError, parseHost, parsePositiveDuration } from '../units.js';
@@ -29,6 +30,19 @@ function parseClusterName(raw: string): string {
   const value = raw.trim();
   if (!NODE_ID.test(value)) throw new ConfigValueError('expected 1 to 64 letters, digits, "_" or "-"');
   return value;
+}
+
+/** Most workers one host may ask for: far above any core count, low enough to catch a typo. */
+export const MAX_WORKERS = 1024;
+
+/** NORAY_WORKERS: a count, or `auto` for one per core (os.availableParallelism()). */
+export function parseWorkers(raw: string): number {
+  const value = raw.trim().toLowerCase();
+  if (value === 'auto') return availableParallelism();
+  if (!/^\d+$/.test(value)) throw new ConfigValueError(`expected a whole number from 1 to ${MAX_WORKERS}, or auto`);
+  const count = Number(value);
+  if (count < 1 || count > MAX_WORKERS) throw new ConfigValueError(`expected a whole number from 1 to ${MAX_WORKERS}, or auto`);
+  return count;
 }
 
 function parseOptionalHost(raw: string): string | null {
@@ -75,5 +89,12 @@ export const clusterOptions = {
     default: '6s',
     parse: parsePositiveDuration,
     describe: 'A node silent this long is dead: another node removes its sessions, lobbies and rooms and tells their peers',
+  }),
+  workers: option({
+    env: 'NORAY_WORKERS',
+    default: '1',
+    parse: parseWorkers,
+    describe:
+      'Processes on this host, one cluster node each (auto: one per core); more than 1 needs NORAY_REDIS_URL and splits NORAY_UDP_RELAY_PORTS among them',
   }),
 };

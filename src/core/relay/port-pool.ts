@@ -111,7 +111,10 @@ export class PortPool {
         socket.close();
         reject(error);
       });
-      socket.bind(port, this.options.host, () => {
+      // exclusive: a relay port is this process's own. In a node:cluster worker (noray --workers)
+      // a shared bind would be made by the primary and handed over; each worker's relay ports are
+      // its own slice, bound here. Outside cluster workers exclusive changes nothing.
+      socket.bind({ port, address: this.options.host, exclusive: true }, () => {
         socket.removeAllListeners('error');
         const slot: RelaySlot = { socket, port: socket.address().port, relay: null };
         const { onDatagram, onSocketError } = this.options;
