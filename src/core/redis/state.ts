@@ -10,6 +10,7 @@ import type { SessionRecord, SessionStore } from '../directory.js';
 import type { LobbyStore } from '../lobbies/store.js';
 import type { RoomStore } from '../room-store.js';
 import type { NodeGoneListener, SharedState } from '../shared-state.js';
+import { ThrottledLog } from '../throttled-log.js';
 import { RedisAddressBook } from './address-book.js';
 import { RedisDelivery } from './delivery.js';
 import { RedisLobbyStore } from './lobby-store.js';
@@ -18,8 +19,6 @@ import { RedisRoomStore } from './room-store.js';
 import type { RedisClient } from './script.js';
 import { RedisSessionStore } from './session-store.js';
 
-/** Redis errors are logged at most this often (a Redis that is down fails every command). */
-const ERROR_LOG_INTERVAL_MS = 60_000;
 /** Longest wait between reconnection attempts. */
 const MAX_RECONNECT_DELAY_MS = 2000;
 
@@ -48,8 +47,8 @@ export class RedisState implements SharedState {
   private readonly prefix: string;
   private readonly deliveries: RedisDelivery<unknown>[] = [];
   private readonly log: Logger;
-  private lastErrorLog = Number.NEGATIVE_INFINITY;
-  private suppressedErrors = 0;
+  /** Redis errors are logged once a minute (a Redis that is down fails every command). */
+  private readonly errors = new ThrottledLog();
   /** Nodes seen alive by this one (a few per cluster and restart). */
   private readonly seen = new Set<string>();
 
@@ -59,7 +58,13 @@ export class RedisState implements SharedState {
     this.prefix = `noray:{${options.clusterName}}:`;
     this.log = options.logger.child({ redis: true, node: options.nodeId });
     const reconnectStrategy = (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), MAX_RECONNECT_DELAY_MS);
-    this.client = createClient({ url: options.url, socket: { reconnectStrategy, connectTimeout: 5000 } }) as RedisClient;
+    // No offline queue: while Redis is unreachable a store call fails at once, and the front
+    // answers with its protocol's error instead of a request hanging until Redis is back.
+    this.client = createClient({
+      url: options.url,
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy, connectTimeout: 5000 },
+    }) as RedisClient;
     this.subscriber = this.client.duplicate() as RedisClient;
     for (const client of [this.client, this.subscriber]) client.on('error', (error: Error) => this.error(error));
     this.membership = new ClusterMembership({
@@ -141,14 +146,7 @@ export class RedisState implements SharedState {
   }
 
   private error(error: Error): void {
-    const now = Date.now();
-    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) {
-      this.suppressedErrors++;
-      return;
-    }
-    this.log.warn({ err: error.message, suppressed: this.suppressedErrors }, 'redis error (retrying by itself)');
-    this.lastErrorLog = now;
-    this.suppressedErrors = 0;
+    this.errors.report((suppressed) => this.log.warn({ err: error.message, suppressed }, 'redis error (retrying by itself)'));
   }
 
   private keys(space: string): string {

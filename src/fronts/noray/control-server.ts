@@ -4,6 +4,7 @@ import type { Clock, Timer } from '../../core/clock.js';
 import type { AttachableDelivery } from '../../core/delivery.js';
 import { normalizeAddress } from '../../core/endpoint.js';
 import { ConnectionGate } from '../../core/limits/connection-gate.js';
+import { ThrottledLog } from '../../core/throttled-log.js';
 import { TokenBucket } from '../../core/limits/token-bucket.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { sourceKey } from '../../core/limits/source-key.js';
@@ -51,6 +52,7 @@ export class ControlServer {
   /** Refused connections still reading their error line: cut at close() instead of waiting out their grace. */
   private readonly refused = new Set<Socket>();
   private readonly gate: ConnectionGate;
+  private readonly failureLog = new ThrottledLog();
 
   constructor(private readonly options: ControlServerOptions) {
     this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
@@ -109,7 +111,11 @@ export class ControlServer {
     // Commands of one connection run one after another, so replies keep the order of requests.
     let queue: Promise<void> = Promise.resolve();
     const enqueue = (task: () => Promise<void> | void) => {
-      queue = queue.then(task).catch((error: unknown) => logger.error({ err: error, remote }, 'control command failed'));
+      queue = queue.then(task).catch((error: unknown) => {
+        // A store that cannot answer (a cluster's Redis is down): the protocol's error, and one log a minute.
+        if (!ended) peer.send(encodeCommand('error', 'server state unavailable, try later'));
+        this.failureLog.report(() => logger.error({ err: error, remote }, 'control command failed'));
+      });
     };
 
     /** Stops reading at once; after the replies to earlier commands, says why in one error line and closes. */

@@ -6,6 +6,7 @@ import type { SessionRecord, SessionStore } from '../../core/directory.js';
 import type { UdpRelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
 import { sourceKey } from '../../core/limits/source-key.js';
+import { ThrottledLog } from '../../core/throttled-log.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
@@ -61,6 +62,7 @@ const KNOWN = new Set(['register-host', 'connect', 'connect-relay', 'echo']);
 export class NorayCommands {
   /** Sessions registered through this process. */
   private readonly local = new Set<HostSession>();
+  private readonly failures = new ThrottledLog();
   /** Sessions under an OpenID their game picked: reserved for their owner when the connection closes. */
   private readonly custom = new WeakSet<HostSession>();
   private readonly guard: NorayAbuseGuard;
@@ -96,7 +98,8 @@ export class NorayCommands {
       }
     } catch (error) {
       this.deps.metrics.commandException.inc({ command: label });
-      this.deps.logger.error({ err: error, command: label }, 'command failed');
+      // Once a minute: a store that cannot answer (a cluster's Redis down) fails every command.
+      this.failures.report((skipped) => this.deps.logger.error({ err: error, command: label, skipped }, 'command failed'));
       this.fail(peer, 'internal error');
     } finally {
       stopTimer();

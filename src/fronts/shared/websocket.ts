@@ -9,6 +9,7 @@ export const CLOSE = {
   invalidData: 1007,
   policy: 1008,
   tooLarge: 1009,
+  internalError: 1011,
 } as const;
 
 /** On stop(), how long close handshakes may take before the remaining sockets are cut off. */

@@ -240,10 +240,11 @@ export class TcpRelayRouter {
   /** Makes a pending step the one the peer's next step waits for. */
   private track(peer: RelayPeer, result: Awaitable<unknown>): void {
     if (!(result instanceof Promise)) return;
-    // A failed store call is not retried; the frames after it are still handled, in order.
+    // A failed store call (a cluster's Redis is down) is answered with an ERROR and not retried;
+    // the frames after it are still handled, in order.
     const pending: Promise<void> = result.then(
       () => undefined,
-      () => undefined,
+      () => peer.send(encodeFrame(frame('ERROR', undefined, undefined, 'Server state unavailable: try again later'))),
     ).then(() => {
       if (peer.pending === pending) peer.pending = undefined;
     });

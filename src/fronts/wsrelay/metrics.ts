@@ -17,6 +17,7 @@ export type CloseReason =
   | 'byte_rate'
   | 'max_rooms'
   | 'guess_rate'
+  | 'unavailable'
   | 'shutdown';
 
 /** Why a message was not relayed: the label of `noray_wsrelay_messages_dropped_total`. */

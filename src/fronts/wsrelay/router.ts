@@ -6,6 +6,7 @@ import type { Awaitable, JoinResult, OpenResult, PurgedRooms, RoomStore } from '
 import type { LimitSink } from '../../core/limits/reporting.js';
 import type { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import { sourceKey } from '../../core/limits/source-key.js';
+import { ThrottledLog } from '../../core/throttled-log.js';
 import { CLOSE } from '../shared/websocket.js';
 import { frameText, notice, parseLogin, stampClientId, targetOf } from './codec.js';
 import type { CloseReason, WsRelayLimitReason, WsRelayMetrics } from './metrics.js';
@@ -86,6 +87,7 @@ export interface WsRelayRouterDeps {
 /** Turns the messages of relay connections into room calls; never sends a client anything but relayed server messages. */
 export class WsRelayRouter {
   private readonly newConnectionId: () => string;
+  private readonly failures = new ThrottledLog();
 
   constructor(private readonly deps: WsRelayRouterDeps) {
     this.newConnectionId = deps.newConnectionId ?? randomUUID;
@@ -291,7 +293,11 @@ export class WsRelayRouter {
   private track(peer: RelayPeer, result: Awaitable<void>): void {
     if (!(result instanceof Promise)) return;
     const pending: Promise<void> = result
-      .catch((err: unknown) => this.deps.logger.warn({ err }, 'wsrelay room store call failed'))
+      .catch((err: unknown) => {
+        this.failures.report((skipped) => this.deps.logger.warn({ err, skipped }, 'wsrelay room store call failed'));
+        // A login the store could not answer (a cluster's Redis is down): closed, so it can retry.
+        if (peer.state.kind === 'login') this.refuse(peer, 'unavailable', CLOSE.internalError);
+      })
       .then(() => {
         if (peer.pending === pending) peer.pending = undefined;
       });
