@@ -6,7 +6,9 @@
  * in the single process, the Redis commands each flow costs (INFO commandstats), and total flows/s
  * with 1, 2 and 3 nodes, in alternating rounds (the better kept). Prints tables and writes
  * bench/results/cluster.json. Every child is killed at the end (also on error, SIGINT, SIGTERM and
- * the hard deadline: 150 s, quick 45 s; each phase has its own timeout).
+ * the hard deadline: 180 s, quick 60 s; each phase has its own timeout). The relay phase puts a
+ * netfox connect-relay pair on one node and across two nodes and measures RTT, pps and the CPU
+ * per datagram of each node.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { createClient, type RedisClientType } from 'redis';
 import { BENCH_DIR, ROOT_DIR, cpuPercent, sampleProc, type ProcSample } from './lib/child.js';
 import { closeAgent, closedLoop, lobbyWorker, norayWorker, type LoopResult, type Pick } from './cluster/flows.js';
+import { pingPong, relayPair, throughput, type RelayPair, type RttResult, type ThroughputResult } from './cluster/relay.js';
 
 const quick = process.argv.includes('--quick');
 const PHASE_MS = quick ? 1000 : 3000;
@@ -28,6 +31,12 @@ const HOSTS = ['127.0.0.11', '127.0.0.12', '127.0.0.13'] as const;
 const SINGLE_HOST = '127.0.0.14';
 const ALL_HOSTS = [...HOSTS, SINGLE_HOST] as const;
 const ROUNDS = quick ? 1 : 2;
+/** Relay ports of each cluster node (the same range on 127.0.0.11-13). */
+const RELAY_PORTS = 16;
+const RTT_COUNT = quick ? 1000 : 2000;
+const RELAY_MS = quick ? 1000 : 3000;
+const RELAY_WINDOW = 64;
+const RELAY_PAYLOAD = 64;
 const CORES = cpus().length;
 const BIN = join(ROOT_DIR, 'dist', 'bin', 'noray.js');
 const started = performance.now();
@@ -101,6 +110,21 @@ function udpFree(port: number, host: string): Promise<boolean> {
   });
 }
 
+/** The first of RELAY_PORTS consecutive ports, UDP-free on every cluster address and not taken. */
+async function pickRelayRange(taken: number[]): Promise<number> {
+  for (;;) {
+    const first = 20_000 + Math.floor(Math.random() * 30_000);
+    const range = Array.from({ length: RELAY_PORTS }, (_, i) => first + i);
+    if (range.some((port) => taken.includes(port))) continue;
+    let free = true;
+    for (const port of range) for (const host of HOSTS) free = free && (await udpFree(port, host));
+    if (free) {
+      taken.push(...range);
+      return first;
+    }
+  }
+}
+
 async function pickPort(taken: number[]): Promise<number> {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 30_000);
@@ -168,6 +192,8 @@ interface Ports {
   control: number;
   registrar: number;
   lobby: number;
+  /** First of RELAY_PORTS UDP relay ports (cluster nodes only; off in the single process). */
+  relay: number;
 }
 
 interface Node {
@@ -220,7 +246,19 @@ async function startNode(host: string, index: number, ports: Ports, redisUrl: st
     NORAY_HTTP_PORT: 'off',
     NORAY_SOCKET_PORT: String(ports.control),
     NORAY_UDP_REGISTRAR_PORT: String(ports.registrar),
-    NORAY_UDP_RELAY_PORTS: 'off',
+    ...(redisUrl !== null
+      ? {
+          NORAY_UDP_RELAY_PORTS: `${ports.relay}-${ports.relay + RELAY_PORTS - 1}`,
+          NORAY_UDP_RELAY_MIN_PORTS: '1',
+          // As in bench/relay.ts: benchmark traffic must not be dropped, the limiter code still runs.
+          NORAY_UDP_RELAY_MAX_INDIVIDUAL_TRAFFIC: '1gb',
+          NORAY_UDP_RELAY_MAX_GLOBAL_TRAFFIC: '100gb',
+          NORAY_UDP_RELAY_MAX_PER_SOURCE: '1000000',
+          NORAY_UDP_RELAY_MAX_PER_SESSION: '1000000',
+          NORAY_UDP_RELAY_SOCKET_BUFFER: '4mb',
+          NORAY_UDP_RELAY_TIMEOUT: '1h',
+        }
+      : { NORAY_UDP_RELAY_PORTS: 'off' }),
     NORAY_WSRELAY_PORT: 'off',
     NORAY_TCPRELAY_PORT: 'off',
     NORAY_LOBBY_HTTP_PORT: String(ports.lobby),
@@ -453,6 +491,129 @@ function commandTable(rows: Row[]): string {
   );
 }
 
+// ---- the relay phase ----
+
+interface RelaySpec {
+  name: string;
+  setup: string;
+  hostNode: string;
+  clientNode: string;
+}
+
+const RELAY_SPECS: RelaySpec[] = [
+  { name: 'relay same node', setup: 'host and client on n1 (1 relay hop)', hostNode: HOSTS[0], clientNode: HOSTS[0] },
+  { name: 'relay cross node', setup: 'host on n1, client on n2 (2 hops)', hostNode: HOSTS[0], clientNode: HOSTS[1] },
+];
+
+interface RelayRow {
+  phase: string;
+  round: number;
+  setup: string;
+  rtt: RttResult;
+  throughput: ThroughputResult;
+  /** Node CPU time during the throughput window divided by datagrams received, µs, by address (n3 is idle: the background). */
+  cpuUsPerDatagram: Record<string, number | null>;
+  /** Sum over n1-n3. */
+  totalCpuUsPerDatagram: number | null;
+  /** Node CPU during the throughput window, % of one core, by address. */
+  nodeCpu: Record<string, number | null>;
+  generatorCpu: number;
+  /** The whole machine and the part of it that is not this bench, % of one core. */
+  machineCpu: number | null;
+  othersCpu: number | null;
+  pps: number;
+}
+
+async function relayRound(env: Env, spec: RelaySpec, pair: RelayPair, round: number): Promise<RelayRow> {
+  const cluster = env.nodes.filter((n) => (HOSTS as readonly string[]).includes(n.host));
+  await pingPong(pair, 100); // warm-up
+  const rtt = await pingPong(pair, RTT_COUNT, RELAY_PAYLOAD);
+  await throughput(pair, quick ? 200 : 500, RELAY_WINDOW, RELAY_PAYLOAD); // warm-up
+  await sleep(100);
+  const before = new Map(cluster.map((n) => [n.host, sampleProc(n.child.pid ?? -1)]));
+  const cpuBefore = process.cpuUsage();
+  const machineBefore = machineTicks();
+  const redisBefore = sampleProc(env.redis.child.pid ?? -1);
+  const wallBefore = performance.now();
+  const result = await throughput(pair, RELAY_MS, RELAY_WINDOW, RELAY_PAYLOAD);
+  const after = new Map(cluster.map((n) => [n.host, sampleProc(n.child.pid ?? -1)]));
+  const cpu = process.cpuUsage(cpuBefore);
+  const machineAfter = machineTicks();
+  const redisCpu = cpuPercent(redisBefore, sampleProc(env.redis.child.pid ?? -1)) ?? 0;
+  const wallMs = performance.now() - wallBefore;
+  const cpuUsPerDatagram: Record<string, number | null> = {};
+  const nodeCpu: Record<string, number | null> = {};
+  for (const node of cluster) {
+    const a = before.get(node.host) ?? null;
+    const b = after.get(node.host) ?? null;
+    cpuUsPerDatagram[node.host] = a && b && result.received > 0 ? ((b.cpuSeconds - a.cpuSeconds) * 1e6) / result.received : null;
+    nodeCpu[node.host] = cpuPercent(a, b);
+  }
+  const values = Object.values(cpuUsPerDatagram);
+  const generatorCpu = (100 * (cpu.user + cpu.system)) / 1000 / wallMs;
+  const machineCpu = machineAfter.total > machineBefore.total ? (100 * CORES * (machineAfter.busy - machineBefore.busy)) / (machineAfter.total - machineBefore.total) : null;
+  const ours = sum(Object.values(nodeCpu).map((v) => v ?? 0)) + redisCpu + generatorCpu;
+  const row: RelayRow = {
+    phase: spec.name,
+    round,
+    setup: spec.setup,
+    rtt,
+    throughput: result,
+    cpuUsPerDatagram,
+    totalCpuUsPerDatagram: values.every((v) => v !== null) ? sum(values.map((v) => v ?? 0)) : null,
+    nodeCpu,
+    generatorCpu,
+    machineCpu,
+    othersCpu: machineCpu === null ? null : Math.max(0, machineCpu - ours),
+    pps: result.pps,
+  };
+  log(
+    `  ${spec.name} (round ${round}): RTT p50 ${num(rtt.p50Us)} µs, p99 ${num(rtt.p99Us)} µs (${rtt.lost} lost); ${Math.round(result.pps)} pps, ` +
+      `loss ${(result.loss * 100).toFixed(2)}%; CPU µs/datagram ${HOSTS.map((h) => num(cpuUsPerDatagram[h] ?? null, 1)).join(' / ')}`,
+  );
+  return row;
+}
+
+/** Sets up both relays (netfox flow), then alternates them for ROUNDS rounds. */
+async function relayPhases(env: Env): Promise<RelayRow[]> {
+  const pairs: RelayPair[] = [];
+  try {
+    for (const spec of RELAY_SPECS) pairs.push(await relayPair(env.ports.control, env.ports.registrar, spec.hostNode, spec.clientNode));
+    const rows: RelayRow[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [i, spec] of RELAY_SPECS.entries()) {
+        const pair = pairs[i];
+        if (pair) rows.push(await relayRound(env, spec, pair, round));
+      }
+    }
+    for (const node of env.nodes) {
+      if (node.child.exitCode !== null || node.child.signalCode !== null) throw new Error(`node ${node.host} died during the relay phase: ${node.output()}`);
+    }
+    return rows;
+  } finally {
+    for (const pair of pairs) pair.close();
+  }
+}
+
+function relayTable(rows: RelayRow[]): string {
+  return table(
+    ['setup', 'RTT p50 µs', 'RTT p99 µs', 'pps', 'loss', 'CPU µs/datagram n1 / n2 / n3', 'CPU µs/datagram total', 'noray CPU n1 / n2 / n3', 'load CPU', "others' CPU", `machine (of ${CORES * 100}%)`],
+    rows.map((r) => [
+      r.setup,
+      num(r.rtt.p50Us),
+      num(r.rtt.p99Us),
+      num(r.pps),
+      `${(r.throughput.loss * 100).toFixed(2)}%`,
+      HOSTS.map((h) => num(r.cpuUsPerDatagram[h] ?? null, 1)).join(' / '),
+      num(r.totalCpuUsPerDatagram, 1),
+      HOSTS.map((h) => pct(r.nodeCpu[h] ?? null)).join(' / '),
+      pct(r.generatorCpu),
+      pct(r.othersCpu),
+      pct(r.machineCpu),
+    ]),
+  );
+}
+
 // ---- main ----
 
 interface PhaseSpec {
@@ -467,7 +628,8 @@ interface PhaseSpec {
 async function main(): Promise<void> {
   if (process.platform !== 'linux') throw new Error('bench:cluster needs Linux (127.0.0.11-14 on loopback)');
   const taken: number[] = [];
-  const ports: Ports = { control: await pickPort(taken), registrar: await pickPort(taken), lobby: await pickPort(taken) };
+  const ports: Ports = { control: await pickPort(taken), registrar: await pickPort(taken), lobby: await pickPort(taken), relay: 0 };
+  ports.relay = await pickRelayRange(taken);
   const [h1, h2] = HOSTS;
   const on = (a: string, b: string): Pick => () => [a, b];
   /** Worker w: host on node w mod n, client on node floor(w / n) mod n: every pair of nodes equally, 1/n on one node (like DNS round robin). */
@@ -483,7 +645,7 @@ async function main(): Promise<void> {
   ];
 
   const redis = await startRedis(await pickPort(taken));
-  log(`redis-server on port ${redis.port}; nodes n1-n3 on ${HOSTS.join(', ')} and the single process on ${SINGLE_HOST}; ports control ${ports.control}, registrar ${ports.registrar}, lobby ${ports.lobby}`);
+  log(`redis-server on port ${redis.port}; nodes n1-n3 on ${HOSTS.join(', ')} and the single process on ${SINGLE_HOST}; ports control ${ports.control}, registrar ${ports.registrar}, lobby ${ports.lobby}, relay ${ports.relay}-${ports.relay + RELAY_PORTS - 1}`);
   const nodes: Node[] = [];
   try {
     const starting = HOSTS.map((host, i) => startNode(host, i, ports, redis.url));
@@ -507,6 +669,8 @@ async function main(): Promise<void> {
     const best = specs.map((spec) =>
       all.filter((r) => r.phase === spec.name).reduce((a, b) => (b.flowsPerSec > a.flowsPerSec ? b : a)),
     );
+    const relayAll = await within(60_000, 'relay phase', relayPhases(env));
+    const relayBest = RELAY_SPECS.map((spec) => relayAll.filter((r) => r.phase === spec.name).reduce((a, b) => (b.pps > a.pps ? b : a)));
     const date = new Date().toISOString();
     const cpuModel = cpus()[0]?.model ?? 'unknown';
     const redisVersion = /redis_version:(\S+)/.exec(await redis.client.info('server'))?.[1] ?? null;
@@ -535,6 +699,16 @@ async function main(): Promise<void> {
       rows: best,
       /** Every round of every phase. */
       allRounds: all,
+      /** The relay phase: each setup's better round (by pps), then every round. */
+      relay: {
+        rttRoundTrips: RTT_COUNT,
+        throughputSeconds: RELAY_MS / 1000,
+        window: RELAY_WINDOW,
+        payloadBytes: RELAY_PAYLOAD,
+        relayPorts: `${ports.relay}-${ports.relay + RELAY_PORTS - 1}`,
+        rows: relayBest,
+        allRounds: relayAll,
+      },
     };
     mkdirSync(`${BENCH_DIR}results`, { recursive: true });
     writeFileSync(`${BENCH_DIR}results/cluster.json`, `${JSON.stringify(results, null, 2)}\n`);
@@ -553,6 +727,10 @@ async function main(): Promise<void> {
       '',
       `Redis commands per flow (INFO commandstats before/after; background ${background.toFixed(1)}/s subtracted in cmds/flow)`,
       commandTable(best),
+      '',
+      `relay: same node vs across nodes (netfox connect-relay; RTT: ${RTT_COUNT} sequential ${RELAY_PAYLOAD}-byte round trips; pps: client -> host, ` +
+        `${RELAY_PAYLOAD}-byte datagrams, ${RELAY_WINDOW} in flight, ${RELAY_MS / 1000} s; CPU: node CPU time / datagrams received)`,
+      relayTable(relayBest),
     ].join('\n');
     process.stdout.write(`${out}\n`);
     log('wrote bench/results/cluster.json');
@@ -569,7 +747,7 @@ const deadline = setTimeout(
     killAllSync();
     process.exit(1);
   },
-  quick ? 45_000 : 150_000,
+  quick ? 60_000 : 180_000,
 );
 deadline.unref();
 process.on('SIGINT', () => {
