@@ -31,6 +31,8 @@ return 1
 
 export class RedisAddressBook implements AddressBook {
   readonly nodeId: string;
+  /** The latest endpoint recorded through this node per session: put back after a Redis restart. */
+  private readonly own = new Map<string, Endpoint>();
 
   constructor(
     private readonly client: RedisClient,
@@ -42,6 +44,7 @@ export class RedisAddressBook implements AddressBook {
 
   async record(sessionId: string, endpoint: Endpoint): Promise<Recorded> {
     const stored = { address: endpoint.address, port: endpoint.port };
+    this.own.set(sessionId, stored);
     const reply = asStrings(
       await RECORD.run(
         this.client,
@@ -62,7 +65,20 @@ export class RedisAddressBook implements AddressBook {
     return typeof address === 'string' && typeof port === 'string' ? { address, port: Number(port) } : undefined;
   }
 
+  /** Records again what this node recorded (after a Redis restart lost it); how many. */
+  async republish(): Promise<number> {
+    for (const [sessionId, endpoint] of [...this.own]) {
+      await RECORD.run(
+        this.client,
+        [this.entryKey(sessionId), this.nodeKey(this.nodeId)],
+        [endpoint.address, String(endpoint.port), this.nodeId, sessionId, this.prefix],
+      );
+    }
+    return this.own.size;
+  }
+
   async forget(sessionId: string): Promise<void> {
+    this.own.delete(sessionId);
     await FORGET.run(this.client, [this.entryKey(sessionId)], [sessionId, this.prefix, '']);
   }
 

@@ -135,6 +135,9 @@ const SPLIT = (entry: string): [string, string] | undefined => {
 
 export class RedisRoomStore implements RoomStore {
   readonly nodeId: string;
+  /** Rooms this node opened with an owner (code -> owner) and its memberships: put back after a Redis restart. */
+  private readonly ownRooms = new Map<string, string>();
+  private readonly ownMemberships = new Map<string, { code: string; member: RoomMember; options: JoinOptions }>();
 
   constructor(
     private readonly client: RedisClient,
@@ -147,22 +150,48 @@ export class RedisRoomStore implements RoomStore {
   async open(code: string, owner: string | null, options: OpenOptions = {}): Promise<OpenResult> {
     const max = options.maxRooms === undefined ? '' : String(options.maxRooms);
     const reply = await this.run(OPEN, code, [owner ?? '', owner === null ? '0' : '1', max, this.nodeId]);
-    return asString(reply) as OpenResult;
+    const result = asString(reply) as OpenResult;
+    if (result === 'opened' && owner !== null) this.ownRooms.set(code, owner);
+    return result;
   }
 
   async join(code: string, member: RoomMember, options: JoinOptions = {}): Promise<JoinResult> {
-    const reply = await this.run(JOIN, code, [
+    const result = asString(await this.runJoin(code, member, options)) as JoinResult;
+    if (result === 'joined') {
+      // Joining under a new id moves the membership: one entry per room and connection.
+      this.ownMemberships.set(`${part(code)}${member.connection}`, { code, member, options });
+    }
+    return result;
+  }
+
+  private runJoin(code: string, member: RoomMember, options: JoinOptions): Promise<unknown> {
+    return this.run(JOIN, code, [
       member.connection,
       member.id,
       options.uniqueIds === true ? '1' : '0',
       options.openIfAbsent === true ? '1' : '0',
       this.nodeId,
     ]);
-    return asString(reply) as JoinResult;
   }
 
   async leave(code: string, connection: string): Promise<boolean> {
+    this.ownMemberships.delete(`${part(code)}${connection}`);
     return (await this.run(LEAVE, code, [connection, ''])) === 1;
+  }
+
+  /**
+   * Opens and joins again what this node holds (after a Redis restart lost it): rooms first,
+   * then memberships; a code or id another node took meanwhile stays theirs. How many were put back.
+   */
+  async republish(): Promise<number> {
+    let restored = 0;
+    for (const [code, owner] of [...this.ownRooms]) {
+      if ((await this.run(OPEN, code, [owner, '1', '', this.nodeId])) === 'opened') restored++;
+    }
+    for (const { code, member, options } of [...this.ownMemberships.values()]) {
+      if ((await this.runJoin(code, member, options)) === 'joined') restored++;
+    }
+    return restored;
   }
 
   async members(code: string): Promise<Iterable<string>> {
@@ -178,6 +207,7 @@ export class RedisRoomStore implements RoomStore {
   }
 
   async close(code: string, owner: string | null): Promise<readonly string[] | undefined> {
+    if (owner !== null && this.ownRooms.get(code) === owner) this.ownRooms.delete(code);
     const reply = await this.run(CLOSE, code, [owner ?? '', owner === null ? '0' : '1']);
     return reply === null ? undefined : asStrings(reply).slice(1);
   }

@@ -58,6 +58,8 @@ return fields[2]
 export class RedisSessionStore<S extends SessionRecord> implements SessionStore<S> {
   private readonly codec: Codec<S>;
   readonly nodeId: string;
+  /** What this node claimed and holds, by public id: put back into a Redis that restarted empty. */
+  private readonly own = new Map<string, S>();
 
   constructor(
     private readonly client: RedisClient,
@@ -74,12 +76,31 @@ export class RedisSessionStore<S extends SessionRecord> implements SessionStore<
       [this.pubKey(session.publicId), this.secKey(session.secret), this.nodeKey(this.nodeId)],
       [session.id, session.secret, this.codec.encode(session), this.nodeId, session.publicId],
     );
+    if (reply === 1) this.own.set(session.publicId, session);
     return reply === 1;
   }
 
   async release(session: S): Promise<boolean> {
+    if (this.own.get(session.publicId)?.id === session.id) this.own.delete(session.publicId);
     const reply = await REMOVE.run(this.client, [this.pubKey(session.publicId)], [session.id, session.publicId, 'id', this.prefix]);
     return asString(reply) !== undefined;
+  }
+
+  /**
+   * Claims again what this node holds (after a Redis restart lost it); a session another node
+   * claimed meanwhile stays theirs. Returns how many were put back.
+   */
+  async republish(): Promise<number> {
+    let restored = 0;
+    for (const session of [...this.own.values()]) {
+      const reply = await CLAIM.run(
+        this.client,
+        [this.pubKey(session.publicId), this.secKey(session.secret), this.nodeKey(this.nodeId)],
+        [session.id, session.secret, this.codec.encode(session), this.nodeId, session.publicId],
+      );
+      if (reply === 1) restored++;
+    }
+    return restored;
   }
 
   async byPublicId(publicId: string): Promise<S | undefined> {

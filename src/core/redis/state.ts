@@ -84,15 +84,15 @@ export class RedisState implements SharedState {
   }
 
   sessions<S extends SessionRecord>(space: string): SessionStore<S> {
-    return new RedisSessionStore<S>(this.client, this.keys(space), { nodeId: this.nodeId });
+    return this.republished(new RedisSessionStore<S>(this.client, this.keys(space), { nodeId: this.nodeId }));
   }
 
   addressBook(space: string): AddressBook {
-    return new RedisAddressBook(this.client, this.keys(space), { nodeId: this.nodeId });
+    return this.republished(new RedisAddressBook(this.client, this.keys(space), { nodeId: this.nodeId }));
   }
 
   rooms(space: string): RoomStore {
-    return new RedisRoomStore(this.client, this.keys(space), { nodeId: this.nodeId });
+    return this.republished(new RedisRoomStore(this.client, this.keys(space), { nodeId: this.nodeId }));
   }
 
   lobbies(space: string): LobbyStore {
@@ -147,6 +147,15 @@ export class RedisState implements SharedState {
 
   private error(error: Error): void {
     this.errors.report((suppressed) => this.log.warn({ err: error.message, suppressed }, 'redis error (retrying by itself)'));
+  }
+
+  /** A store whose records of this node are put back when Redis comes back empty (the node rejoins). */
+  private republished<T extends { republish(): Promise<number> }>(store: T): T {
+    this.membership.onRejoined(async () => {
+      const restored = await store.republish();
+      if (restored > 0) this.log.info({ restored }, 'put this node\'s state back into Redis');
+    });
+    return store;
   }
 
   private keys(space: string): string {
