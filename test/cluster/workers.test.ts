@@ -2,10 +2,13 @@
 // TCP listeners and the registrar are shared by node:cluster (connections go round-robin to the
 // workers), each worker binds its own relay ports. Clients are the original ones, unchanged.
 import { createSocket } from 'node:dgram';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, configWith, resolveConfig } from '../../src/config/load.js';
+import { relayPortsOf, workerConfig, workerProblems } from '../../src/workers.js';
 import { WsPeer } from '../clients/carparty.js';
 import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 import { redisMissing, startRedis, type RedisServer } from '../helpers/redis.js';
@@ -46,10 +49,12 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
     NORAY_SOCKET_PORT: '0',
     NORAY_UDP_REGISTRAR_PORT: '0',
     NORAY_WSRELAY_PORT: '0',
-    NORAY_HTTP_PORT: 'off',
-    NORAY_TCPRELAY_PORT: 'off',
-    NORAY_LOBBY_HTTP_PORT: 'off',
-    NORAY_LOBBY_UDP_PORT: 'off',
+    NORAY_HTTP_PORT: '0',
+    NORAY_TCPRELAY_HOST: HOST,
+    NORAY_LOBBY_HOST: HOST,
+    NORAY_TCPRELAY_PORT: '0',
+    NORAY_LOBBY_HTTP_PORT: '0',
+    NORAY_LOBBY_UDP_PORT: '0',
     ...extra,
   });
 }
@@ -58,6 +63,37 @@ interface ReadyPorts {
   noray: { control: number; registrar: number; relay: number[] };
   wsrelay: { ws: number };
 }
+
+describe('the workers\' configs', () => {
+  const base = configWith({ redisUrl: 'redis://127.0.0.1:6379', udpRelayPorts: [10, 11, 12, 13, 14, 15, 16], workers: 3 });
+
+  it('NORAY_WORKERS: a count from 1, or auto for one per core', () => {
+    expect(resolveConfig({ flags: { workers: '4' } }).config.workers).toBe(4);
+    expect(resolveConfig({ env: { NORAY_WORKERS: 'auto' } }).config.workers).toBe(availableParallelism());
+    expect(resolveConfig({}).config.workers).toBe(1);
+    expect(() => resolveConfig({ flags: { workers: '0' } })).toThrow(/NORAY_WORKERS .*whole number from 1/);
+    expect(() => resolveConfig({ flags: { workers: 'two' } })).toThrow(ConfigError);
+  });
+
+  it('worker i takes relay ports i, i+N, ... with its share of the minimum; ids get -w<i>', () => {
+    expect([0, 1, 2].map((index) => relayPortsOf([10, 11, 12, 13, 14, 15, 16], index, 3))).toEqual([
+      [10, 13, 16],
+      [11, 14],
+      [12, 15],
+    ]);
+    const config = workerConfig({ ...base, udpRelayMinPorts: 7 }, { index: 1, count: 3, nodeId: 'edge-w1' });
+    expect(config).toMatchObject({ nodeId: 'edge-w1', udpRelayPorts: [11, 14], udpRelayMinPorts: 2 });
+    expect(workerConfig(base, { index: 2, count: 3, nodeId: 'x-w2' }).udpRelayMinPorts).toBe(1);
+    expect(workerConfig({ ...base, udpRelayPorts: null }, { index: 0, count: 3, nodeId: 'x-w0' }).udpRelayPorts).toBeNull();
+  });
+
+  it('refuses more workers than relay ports, and workers without Redis', () => {
+    expect(workerProblems(base)).toEqual([]);
+    expect(workerProblems({ ...base, workers: 1, redisUrl: null })).toEqual([]);
+    expect(workerProblems({ ...base, workers: 8 }).join()).toContain('NORAY_UDP_RELAY_PORTS has 7 ports for NORAY_WORKERS=8');
+    expect(workerProblems({ ...base, redisUrl: null }).join()).toContain('NORAY_WORKERS=3 needs NORAY_REDIS_URL');
+  });
+});
 
 describe('noray --workers 2 without NORAY_REDIS_URL', () => {
   it('exits 2 and says the workers need Redis', async () => {
@@ -129,6 +165,10 @@ describe.skipIf(missing !== null && !onCi)('noray --workers 2 over a real Redis'
     expect(second.noray.control).toBe(first.noray.control);
     expect(second.noray.registrar).toBe(first.noray.registrar);
     expect(second.wsrelay.ws).toBe(first.wsrelay.ws);
+    // Every other listener too (tcprelay, lobby HTTP and UDP, ops): the same ports on both.
+    const withoutRelay = (ports: ReadyPorts) => ({ ...ports, noray: { ...ports.noray, relay: [] } });
+    expect(withoutRelay(second)).toEqual(withoutRelay(first));
+    expect(Object.keys(first).sort()).toEqual(['lobby', 'noray', 'ops', 'tcprelay', 'wsrelay']);
     const relays = ready.map((line) => [line.node, (line.ports as ReadyPorts).noray.relay] as const);
     for (const [node, ports] of relays) {
       const index = node === 'wt-w0' ? 0 : 1;
