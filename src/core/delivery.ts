@@ -38,6 +38,11 @@ export class LocalDelivery<M> implements AttachableDelivery<M> {
     return true;
   }
 
+  /** Whether a recipient is attached. */
+  has(recipient: string): boolean {
+    return this.inboxes.has(recipient);
+  }
+
   get size(): number {
     return this.inboxes.size;
   }

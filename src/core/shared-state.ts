@@ -11,6 +11,14 @@ import { MemoryRoomStore, type RoomStore } from './room-store.js';
 /** A node id: letters, digits, '_' and '-', so that it can prefix connection ids and keys. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** The node part of a connection id (`<nodeId>/<uuid>`), or undefined when it has none. */
+export function nodeOf(connection: string): string | undefined {
+  const slash = connection.indexOf('/');
+  if (slash <= 0) return undefined;
+  const node = connection.slice(0, slash);
+  return NODE_ID_PATTERN.test(node) ? node : undefined;
+}
+
 /** What a dead node left behind, per front: each front tells its own peers, as on a disconnect. */
 export type NodeGoneListener = (nodeId: string) => Promise<void> | void;
 

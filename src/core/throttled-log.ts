@@ -1,5 +1,5 @@
 /** How often a repeated failure is logged. */
-const EVERY_MS = 60_000;
+export const THROTTLED_LOG_EVERY_MS = 60_000;
 
 /** Logs the first of a kind of failure each minute, saying how many were not logged since. */
 export class ThrottledLog {
@@ -15,7 +15,7 @@ export class ThrottledLog {
       this.skipped++;
       return;
     }
-    this.quietUntil = at + EVERY_MS;
+    this.quietUntil = at + THROTTLED_LOG_EVERY_MS;
     const skipped = this.skipped;
     this.skipped = 0;
     log(skipped);

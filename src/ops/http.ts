@@ -7,6 +7,7 @@ import { MIN_OPS_TOKEN_LENGTH } from '../config/options/general.js';
 import type { Front } from '../fronts/front.js';
 import { throttleDescriptorErrors } from '../core/open-files.js';
 import type { LimitSink } from '../core/limits/reporting.js';
+import { THROTTLED_LOG_EVERY_MS, ThrottledLog } from '../core/throttled-log.js';
 import { AcceptGate, httpDeadlines } from '../fronts/shared/accept-gate.js';
 import { busyResponse } from '../fronts/shared/websocket.js';
 
@@ -33,7 +34,7 @@ const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8
 type AuthFailure = 'missing' | 'invalid';
 
 /** Failed ops authentications are logged at most once per this interval, with a count of the rest. */
-export const AUTH_LOG_EVERY_MS = 60_000;
+export const AUTH_LOG_EVERY_MS = THROTTLED_LOG_EVERY_MS;
 
 /**
  * NORAY_OPS_TOKEN on the ops port: `Authorization: Bearer TOKEN`, compared in constant time over
@@ -41,20 +42,20 @@ export const AUTH_LOG_EVERY_MS = 60_000;
  */
 class BearerAuth {
   private readonly expected: Buffer;
-  private quietUntil = Number.NEGATIVE_INFINITY;
-  private suppressed = 0;
+  private readonly failureLog: ThrottledLog;
 
   constructor(
     token: string,
     private readonly failures: Counter<'reason'>,
     private readonly logger: Logger,
-    private readonly now: () => number,
+    now: () => number,
   ) {
     // The option's parser refuses short tokens; an embedder passing one straight in is refused too.
     if (token.length < MIN_OPS_TOKEN_LENGTH) {
       throw new ConfigError(`NORAY_OPS_TOKEN needs at least ${MIN_OPS_TOKEN_LENGTH} characters`);
     }
     this.expected = sha256(token);
+    this.failureLog = new ThrottledLog(now);
   }
 
   /** null when the request carries the token. */
@@ -68,20 +69,15 @@ class BearerAuth {
   /** Counts every failure; logs the first of a minute, and how many followed it in the next log. */
   fail(reason: AuthFailure, request: FastifyRequest): void {
     this.failures.inc({ reason });
-    const at = this.now();
-    if (at < this.quietUntil) {
-      this.suppressed++;
-      return;
-    }
-    this.quietUntil = at + AUTH_LOG_EVERY_MS;
-    const suppressed = this.suppressed;
-    this.suppressed = 0;
     // Neither the header nor the path: both are the client's text, and a wrong token may be a real one mistyped.
-    this.logger.warn(
-      { reason, remoteAddress: request.socket.remoteAddress, suppressedSinceLastLog: suppressed },
-      'ops request without a valid NORAY_OPS_TOKEN',
+    this.failureLog.report((suppressed) =>
+      this.logger.warn(
+        { reason, remoteAddress: request.socket.remoteAddress, suppressedSinceLastLog: suppressed },
+        'ops request without a valid NORAY_OPS_TOKEN',
+      ),
     );
   }
+
 }
 
 function refuse(reply: FastifyReply, reason: AuthFailure): FastifyReply {

@@ -14,19 +14,11 @@
 //
 // Frame (binary, so any encoded message passes): uint32 BE byte length of the recipient id, the
 // recipient id in UTF-8, then the encoded message.
-import type { AttachableDelivery, Inbox, MessageCodec } from '../delivery.js';
+import { LocalDelivery, type AttachableDelivery, type Inbox, type MessageCodec } from '../delivery.js';
+import { NODE_ID_PATTERN, nodeOf } from '../shared-state.js';
 import type { RedisClient } from './script.js';
 
-/** What a node id (the part of a recipient id before the first `/`) may be. */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** The node part of a cluster recipient id (`<nodeId>/<anything>`), or undefined when it has none. */
-export function nodeOf(recipient: string): string | undefined {
-  const slash = recipient.indexOf('/');
-  if (slash <= 0) return undefined;
-  const node = recipient.slice(0, slash);
-  return NODE_ID_PATTERN.test(node) ? node : undefined;
-}
+export { NODE_ID_PATTERN, nodeOf } from '../shared-state.js';
 
 /** The channel the node `nodeId` receives a space's deliveries on. */
 export function deliveryChannel(prefix: string, space: string, nodeId: string): string {
@@ -79,7 +71,8 @@ const asError = (error: unknown): Error => (error instanceof Error ? error : new
 
 /** Delivery within a cluster: local inboxes, and Redis pub/sub to the other nodes. */
 export class RedisDelivery<M> implements AttachableDelivery<M> {
-  private readonly inboxes = new Map<string, Inbox<M>>();
+  /** This node's recipients. */
+  private readonly local = new LocalDelivery<M>();
   private readonly channel: string;
   private subscribed = false;
   private droppedCount = 0;
@@ -94,12 +87,12 @@ export class RedisDelivery<M> implements AttachableDelivery<M> {
 
   /** Makes `recipient` reachable; replaces an earlier inbox under the same id. */
   attach(recipient: string, inbox: Inbox<M>): void {
-    this.inboxes.set(recipient, inbox);
+    this.local.attach(recipient, inbox);
   }
 
   /** Removes the recipient only if `inbox` is still the one attached under its id. */
   detach(recipient: string, inbox: Inbox<M>): void {
-    if (this.inboxes.get(recipient) === inbox) this.inboxes.delete(recipient);
+    this.local.detach(recipient, inbox);
   }
 
   /**
@@ -108,11 +101,7 @@ export class RedisDelivery<M> implements AttachableDelivery<M> {
    * valid node part: false.
    */
   deliver(recipient: string, message: M): boolean {
-    const inbox = this.inboxes.get(recipient);
-    if (inbox !== undefined) {
-      inbox(message);
-      return true;
-    }
+    if (this.local.deliver(recipient, message)) return true;
     const node = nodeOf(recipient);
     if (node === undefined || node === this.options.nodeId) return false;
     if (this.options.nodeAlive !== undefined && !this.options.nodeAlive(node)) return false;
@@ -158,13 +147,12 @@ export class RedisDelivery<M> implements AttachableDelivery<M> {
 
   /** Recipients attached here. */
   get size(): number {
-    return this.inboxes.size;
+    return this.local.size;
   }
 
   private receive(frame: Buffer): void {
     const parsed = decodeFrame(frame);
-    const inbox = parsed === undefined ? undefined : this.inboxes.get(parsed.recipient);
-    if (parsed === undefined || inbox === undefined) {
+    if (parsed === undefined || !this.local.has(parsed.recipient)) {
       this.droppedCount++;
       return;
     }
@@ -176,7 +164,7 @@ export class RedisDelivery<M> implements AttachableDelivery<M> {
       return;
     }
     try {
-      inbox(message);
+      this.local.deliver(parsed.recipient, message);
     } catch (error) {
       this.options.onError(asError(error));
     }

@@ -7,6 +7,7 @@ import type { UdpRelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
 import { sourceKey } from '../../core/limits/source-key.js';
 import { ThrottledLog } from '../../core/throttled-log.js';
+import { nodeOf } from '../../core/shared-state.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
@@ -221,9 +222,9 @@ export class NorayCommands {
       return this.fail(peer, 'relaying to this address is not allowed');
     }
     const charge = { source: sourceKey(requesterEndpoint.address), session: requester.id };
-    const hostNode = host.connection.slice(0, host.connection.indexOf('/'));
+    const hostNode = nodeOf(host.connection);
     const { cluster } = this.deps;
-    if (cluster !== undefined && hostNode !== cluster.nodeId) {
+    if (cluster !== undefined && hostNode !== undefined && hostNode !== cluster.nodeId) {
       // The host's half of the relay lives on its own node, which also tells the host.
       if (cluster.bridge === null) return this.fail(peer, 'relaying is disabled on this server');
       const across = await cluster.bridge.introduce(requesterEndpoint, host.publicId, hostNode, charge);
