@@ -75,8 +75,13 @@ describe.skipIf(missing !== null && !onCi)('a cluster node while Redis is down, 
     const client = await NetfoxClient.connect(control);
     await client.registerHost();
     expect(await client.registerRemote(registrar)).toBe('OK');
-    client.putCommand('connect', registered.oid);
-    expect(await client.next('connect')).toBe(`127.0.0.1:${registered.localPort}`);
+    // Republished when the node's heartbeat finds its key gone (within a heartbeat of reconnecting).
+    await eventually(async () => {
+      client.putCommand('connect', registered.oid);
+      await new Promise((done) => setTimeout(done, 200));
+      return client.rawLines.some((line) => line.command === 'connect');
+    }, 10_000);
+    expect(client.rawLines.find((line) => line.command === 'connect')?.data).toBe(`127.0.0.1:${registered.localPort}`);
     const phone = await loginClient(port(app, 'wsrelay', 'ws'), room, 'KEPT', 'p1');
     await Promise.all([phone.close(), room.close()]);
     for (const netfox of [client, host, registered]) netfox.close();
