@@ -56,9 +56,9 @@ export class OrionClient {
     return OrionClient.registered(new OrionClient(httpPort, udpPort, socket));
   }
 
-  /** A client of the server at `host` (HTTP and WebSocket both go there). */
-  static async connectTo(host: string, httpPort: number): Promise<OrionClient> {
-    return OrionClient.registered(new OrionClient(httpPort, null, new WebSocket(`ws://${host}:${httpPort}/`), host));
+  /** A client of the server at `host` (HTTP, WebSocket and mediation UDP all go there, UDP from `host`). */
+  static async connectTo(host: string, httpPort: number, udpPort: number | null = null): Promise<OrionClient> {
+    return OrionClient.registered(new OrionClient(httpPort, udpPort, new WebSocket(`ws://${host}:${httpPort}/`), host));
   }
 
   private static async registered(client: OrionClient): Promise<OrionClient> {
@@ -126,12 +126,12 @@ export class OrionClient {
     if (this.udpPort === null) throw new Error('no UDP port');
     if (!this.udp) {
       const udp = createSocket('udp4');
-      await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
+      await new Promise<void>((resolve) => udp.bind(0, this.host, () => resolve()));
       this.udp = udp;
     }
     const udp = this.udp;
     await new Promise<void>((resolve, reject) =>
-      udp.send(Buffer.from(encodeMessage(method, payload), 'utf8'), this.udpPort as number, '127.0.0.1', (error) =>
+      udp.send(Buffer.from(encodeMessage(method, payload), 'utf8'), this.udpPort as number, this.host, (error) =>
         error ? reject(error) : resolve(),
       ),
     );

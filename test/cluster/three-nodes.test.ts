@@ -26,6 +26,7 @@ interface Ports {
   ws: number;
   tcp: number;
   lobby: number;
+  lobbyUdp: number;
   /** First of RELAY_PORTS relay ports. */
   relay: number;
 }
@@ -55,18 +56,18 @@ async function freeEverywhere(port: number): Promise<boolean> {
 
 async function pickPorts(): Promise<Ports> {
   const picked: number[] = [];
-  while (picked.length < 5) {
+  while (picked.length < 6) {
     const port = 20_000 + Math.floor(Math.random() * 30_000);
     if (!picked.includes(port) && (await freeEverywhere(port))) picked.push(port);
   }
-  const [control = 0, registrar = 0, ws = 0, tcp = 0, lobby = 0] = picked;
+  const [control = 0, registrar = 0, ws = 0, tcp = 0, lobby = 0, lobbyUdp = 0] = picked;
   for (;;) {
     const relay = 20_000 + Math.floor(Math.random() * 30_000);
     const range = Array.from({ length: RELAY_PORTS }, (_, i) => relay + i);
     if (range.some((port) => picked.includes(port))) continue;
     let free = true;
     for (const port of range) if (!(await freeEverywhere(port))) free = false;
-    if (free) return { control, registrar, ws, tcp, lobby, relay };
+    if (free) return { control, registrar, ws, tcp, lobby, lobbyUdp, relay };
   }
 }
 
@@ -117,7 +118,7 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
         NORAY_WSRELAY_PORT: String(ports.ws),
         NORAY_TCPRELAY_PORT: String(ports.tcp),
         NORAY_LOBBY_HTTP_PORT: String(ports.lobby),
-        NORAY_LOBBY_UDP_PORT: 'off',
+        NORAY_LOBBY_UDP_PORT: String(ports.lobbyUdp),
         NORAY_LOGLEVEL: 'info',
       }),
     });
@@ -242,6 +243,68 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
     for (const member of [hostClient, guest2]) {
       expect(await member.next('lobby_messaging_received')).toMatchObject({ message: { message: 'hello from n3', senderName: 'Three' } });
     }
+  });
+
+  it('lobby: mediation completes with members on three nodes, each sending its UDP packet to its own node', async () => {
+    await startCluster();
+    const [host, alice, bob] = await Promise.all(HOSTS.map((address) => OrionClient.connectTo(address, ports.lobby, ports.lobbyUdp)));
+    if (!host || !alice || !bob) throw new Error('three clients');
+    cleanups.push(() => host.close(), () => alice.close(), () => bob.close());
+    const lobbyId = ((await host.createLobby({ lobbyName: 'Mediated' })).body as { lobbyId: string }).lobbyId;
+    expect((await alice.join(lobbyId, 'Alice')).status).toBe(200);
+    expect((await bob.join(lobbyId, 'Bob')).status).toBe(200);
+    expect((await host.startMediation(lobbyId)).status).toBe(200);
+    for (const member of [host, alice, bob]) expect(await member.next('ptpMediation_send')).toEqual({ port: ports.lobbyUdp });
+    const hostPort = await host.sendUdp();
+    const alicePort = await alice.sendUdp();
+    const bobPort = await bob.sendUdp();
+    expect(await host.next('ptpMediation_peersConnection_start')).toEqual({
+      peers: [
+        { ip: HOSTS[1], port: alicePort },
+        { ip: HOSTS[2], port: bobPort },
+      ],
+    });
+    for (const member of [alice, bob]) {
+      expect(await member.next('ptpMediation_peersConnection_start')).toEqual({ peers: [{ ip: HOSTS[0], port: hostPort }] });
+    }
+    for (const member of [host, alice, bob]) member.sendWs('ptpMediation_peersConnection_success', { token: member.token });
+    for (const member of [host, alice, bob]) {
+      expect(await member.next('ptpMediation_success')).toEqual({});
+      expect(await member.next('lobby_closed')).toEqual({ lobbyId, lobbyName: 'Mediated' });
+    }
+  });
+
+  it('a node killed in the middle of a relayed session: the host on a live node keeps its OpenID and a client on another node relays to it again', async () => {
+    await startCluster();
+    const host = await NetfoxClient.connect(ports.control, HOSTS[0], HOSTS[0]);
+    cleanups.push(() => host.close());
+    await host.registerHost();
+    expect(await host.registerRemote(ports.registrar)).toBe('OK');
+    const first = await NetfoxClient.connect(ports.control, HOSTS[1], HOSTS[1]);
+    await first.registerHost();
+    expect(await first.registerRemote(ports.registrar)).toBe('OK');
+    first.putCommand('connect-relay', host.oid);
+    await first.next('connect-relay');
+    await host.next('connect-relay');
+    nodes.get(HOSTS[1])?.child.kill('SIGKILL');
+    await nodes.get(HOSTS[1])?.exited;
+    // n2's sessions are purged within the timeout; the host on n1 is untouched.
+    const second = await NetfoxClient.connect(ports.control, HOSTS[2], HOSTS[2]);
+    cleanups.push(() => second.close());
+    await second.registerHost();
+    expect(await second.registerRemote(ports.registrar)).toBe('OK');
+    second.putCommand('connect-relay', host.oid);
+    const hostRelayPort = Number(await second.next('connect-relay'));
+    const clientRelayPort = Number(await host.next('connect-relay'));
+    const hostUdp = await bindLocalPort(host.localPort, HOSTS[0]);
+    const clientUdp = await bindLocalPort(second.localPort, HOSTS[2]);
+    cleanups.push(() => hostUdp.close(), () => clientUdp.close());
+    const atHost = new Promise<string>((done) => hostUdp.once('message', (message) => done(message.toString('utf8'))));
+    clientUdp.send('after the crash', hostRelayPort, HOSTS[2]);
+    expect(await atHost).toBe('after the crash');
+    const atClient = new Promise<string>((done) => clientUdp.once('message', (message) => done(message.toString('utf8'))));
+    hostUdp.send('back', clientRelayPort, HOSTS[0]);
+    expect(await atClient).toBe('back');
   });
 
   it('a node killed with SIGKILL: its rooms, lobbies and sessions are gone cluster-wide within the timeout, and peers on other nodes are told', async () => {
