@@ -239,7 +239,8 @@ describe('decodeBody and encodeRelayed against the parsing reference', () => {
   const plain = (result: Frame | DecodeError): unknown =>
     result instanceof DecodeError ? result : { ...result };
   const same = (body: Uint8Array): void => {
-    const fast = decodeBody(body);
+    // The scan of big bodies, whatever the size (small ones are parsed).
+    const fast = decodeBody(body, 0);
     const slow = decodeBodyByParsing(body);
     expect(plain(fast)).toEqual(plain(slow));
     if (!(fast instanceof DecodeError) && !(slow instanceof DecodeError)) {

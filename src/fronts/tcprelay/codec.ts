@@ -115,12 +115,17 @@ export class FrameDecoder {
 }
 
 /** One frame body (the N bytes after the length) to a frame. */
-export function decodeBody(body: Uint8Array): Frame | DecodeError {
-  // Native checks first: UTF-8, then the common shape (an object of string or null members) by a
-  // scan of its top-level members that leaves the payload's characters undecoded.
+export function decodeBody(body: Uint8Array, scanFrom = SCAN_FROM_BYTES): Frame | DecodeError {
+  // Small frames (the game traffic): the native JSON.parse is quicker than any scan in JavaScript.
+  if (body.length < scanFrom) return decodeBodyByParsing(body);
+  // Big ones: native checks first, UTF-8, then the common shape (an object of string or null
+  // members) by a scan of its top-level members that leaves the payload's characters undecoded.
   if (!isUtf8(body)) return new DecodeError('INVALID_UTF8', 'frame is not valid UTF-8');
   return scanBody(body) ?? decodeBodyByParsing(body);
 }
+
+/** Bodies from this size on are scanned (their payload kept as bytes) rather than parsed whole. */
+const SCAN_FROM_BYTES = 4096;
 
 /** The reference path (and the fallback for other shapes): decode, JSON.parse, read the fields. */
 export function decodeBodyByParsing(body: Uint8Array): Frame | DecodeError {
