@@ -13,6 +13,7 @@ import { createNorayFront } from './fronts/noray/index.js';
 import { createWsRelayFront } from './fronts/wsrelay/index.js';
 import { createTcpRelayFront } from './fronts/tcprelay/index.js';
 import { createLobbyFront } from './fronts/lobby/index.js';
+import { TlsContext, type TlsInfo } from './fronts/shared/tls.js';
 import { createLogger } from './ops/logger.js';
 import { OpsServer } from './ops/http.js';
 import { LimitReporter } from './ops/limit-reporter.js';
@@ -35,12 +36,16 @@ export class App {
   /** Where the fronts' stores live: memory, or the cluster's Redis (NORAY_REDIS_URL). */
   readonly shared: SharedState;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  /** NORAY_TLS_CERT/KEY of the lobby, wsrelay and ops ports; null: they speak plain HTTP/WS. */
+  private readonly tls: TlsContext | null;
 
   constructor(options: AppOptions) {
     const problems = configProblems(options.config);
     if (problems.length > 0) throw new ConfigError(problems.join('; '));
     this.config = options.config;
     this.logger = options.logger ?? createLogger(options.config.logLevel);
+    // Read now: a missing or broken file is a config error, before anything binds.
+    this.tls = TlsContext.fromConfig(this.config);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.metrics });
     const clock = options.clock ?? systemClock;
     const limits = new LimitReporter(this.metrics, this.logger, clock);
@@ -48,9 +53,9 @@ export class App {
     const deps: FrontDeps = { config: this.config, logger: this.logger, metrics: this.metrics, clock, limits, state };
     const fronts: Front[] = [];
     if (this.config.socketPort !== null) fronts.push(createNorayFront(deps));
-    if (this.config.wsrelayPort !== null) fronts.push(createWsRelayFront(deps));
+    if (this.config.wsrelayPort !== null) fronts.push(createWsRelayFront(deps, this.tls));
     if (this.config.tcprelayPort !== null) fronts.push(createTcpRelayFront(deps));
-    if (this.config.lobbyHttpPort !== null) fronts.push(createLobbyFront(deps));
+    if (this.config.lobbyHttpPort !== null) fronts.push(createLobbyFront(deps, this.tls));
     this.fronts = fronts;
     if (this.config.httpPort !== null) {
       this.ops = new OpsServer({
@@ -65,7 +70,38 @@ export class App {
         maxConnectionsPerIp: this.config.maxConnectionsPerIp,
         handshakeTimeoutMs: this.config.handshakeTimeout,
         limits: limits.forFront('ops'),
+        tls: this.tls,
       });
+    }
+  }
+
+  /** Whether the lobby, wsrelay and ops ports speak TLS (NORAY_TLS_CERT and NORAY_TLS_KEY set). */
+  get tlsEnabled(): boolean {
+    return this.tls !== null;
+  }
+
+  /** The certificate served now; null without TLS. */
+  tlsInfo(): TlsInfo | null {
+    return this.tls?.info ?? null;
+  }
+
+  /**
+   * Rereads NORAY_TLS_CERT and NORAY_TLS_KEY (SIGHUP): new connections get the new certificate,
+   * open ones keep theirs. On an unusable file the old certificate stays and the error is logged.
+   * Returns whether the new files are served; false without TLS.
+   */
+  reloadTls(): boolean {
+    if (this.tls === null) {
+      this.logger.warn('tls reload asked, but NORAY_TLS_CERT and NORAY_TLS_KEY are not set');
+      return false;
+    }
+    try {
+      const info = this.tls.reload();
+      this.logger.info({ tls: info }, 'tls reloaded');
+      return true;
+    } catch (error) {
+      this.logger.error({ err: error, tls: this.tls.info }, 'tls reload failed, keeping the old certificate');
+      return false;
     }
   }
 
@@ -111,7 +147,7 @@ export class App {
       throw error;
     }
     this.state = 'running';
-    this.logger.info({ ports: this.describePorts() }, 'noray ready');
+    this.logger.info({ ports: this.describePorts(), ...(this.tls ? { tls: this.tls.info } : {}) }, 'noray ready');
   }
 
   async stop(): Promise<void> {
@@ -128,6 +164,14 @@ export class App {
     this.state = 'stopped';
     this.logger.info('noray stopped');
   }
+}
+
+/**
+ * Whether the config turns TLS on, after reading and checking both files as App would (throws a
+ * ConfigError): the primary of --workers N checks once instead of every worker failing.
+ */
+export function tlsConfigured(config: Config): boolean {
+  return TlsContext.fromConfig(config) !== null;
 }
 
 /** One process's memory, or a cluster's Redis when NORAY_REDIS_URL is set. */

@@ -147,7 +147,8 @@ export interface PrimaryOptions {
  * node id so the cluster purges the dead one's state as for any dead node. A worker that fails
  * before it ever became ready stops everything: the same config would fail again. On SIGINT,
  * SIGTERM or SIGHUP the signal goes to every worker, each drains, and the primary exits 0 when
- * all stopped cleanly. Resolves with the exit code.
+ * all stopped cleanly; with TLS configured SIGHUP goes to every worker as a certificate reload
+ * instead, and nothing stops. Resolves with the exit code.
  */
 export function runPrimary(options: PrimaryOptions): Promise<number> {
   const { config, logger } = options;
@@ -242,8 +243,16 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
     settle();
   };
 
+  // With TLS, SIGHUP means "reread the certificate": every worker gets it and reloads, none stops.
+  const tls = config.tlsCert !== null && config.tlsKey !== null;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
+      if (signal === 'SIGHUP' && tls) {
+        if (stopping) return;
+        logger.info({ signal, workers: count }, 'reloading tls in every worker');
+        for (const slot of slots) slot.worker?.process.kill('SIGHUP');
+        return;
+      }
       if (!stopping) logger.info({ signal, workers: count }, 'shutting down');
       stop(signal);
     });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { App } from '../app.js';
+import { App, tlsConfigured } from '../app.js';
 import { ConfigError, helpText, parseCli, readEnvFile, resolveConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../ops/logger.js';
@@ -36,6 +36,7 @@ async function main(): Promise<number> {
     if (seat === null && config.workers > 1) {
       const problems = workerProblems(config);
       if (problems.length > 0) throw new ConfigError(problems.join('; '));
+      tlsConfigured(config);
       // The primary of --workers N: forks and supervises, serves nothing itself.
       const logger = createLogger(config.logLevel).child({ role: 'primary' });
       // Orphaned under npm: stop as on SIGTERM (runPrimary's handler forwards it to the workers).
@@ -80,7 +81,13 @@ async function main(): Promise<number> {
       },
     );
   };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown({ signal }));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => shutdown({ signal }));
+  // SIGHUP: with TLS, reread the certificate and key (open connections stay); without, stop as
+  // always (the terminal closed).
+  process.on('SIGHUP', () => {
+    if (!app.tlsEnabled) shutdown({ signal: 'SIGHUP' });
+    else if (!stopping) app.reloadTls();
+  });
   watchWrapper((parent) => shutdown({ reason: 'parent exited', parent }));
 
   try {

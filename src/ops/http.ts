@@ -10,6 +10,7 @@ import type { LimitSink } from '../core/limits/reporting.js';
 import { THROTTLED_LOG_EVERY_MS, ThrottledLog } from '../core/throttled-log.js';
 import { AcceptGate, httpDeadlines } from '../fronts/shared/accept-gate.js';
 import { busyResponse } from '../fronts/shared/websocket.js';
+import { createListener, type TlsContext } from '../fronts/shared/tls.js';
 
 function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
@@ -109,6 +110,8 @@ export interface OpsServerOptions {
   handshakeTimeoutMs?: number;
   /** Where refusals at accept are counted (`noray_limit_rejections_total{front="ops"}`). */
   limits?: LimitSink<'max_connections' | 'max_connections_per_ip'>;
+  /** NORAY_TLS_CERT/KEY: HTTPS instead of HTTP (absent or null: plain). */
+  tls?: TlsContext | null;
 }
 
 /** Operations HTTP: /health (state of every front) and /metrics (Prometheus text). */
@@ -126,7 +129,8 @@ export class OpsServer {
     this.app = Fastify({
       logger: false,
       forceCloseConnections: true,
-      http: deadlines,
+      // HTTPS when TLS is configured; the server's deadlines either way.
+      serverFactory: (handler) => createListener(options.tls ?? null, deadlines, handler),
       keepAliveTimeout: deadlines.keepAliveTimeout,
       requestTimeout: deadlines.requestTimeout,
     });

@@ -26,6 +26,12 @@ export function parseOpsToken(raw: string): string | null {
   return value;
 }
 
+/** NORAY_TLS_CERT / NORAY_TLS_KEY: a file path, or unset (empty) for plain HTTP and WS. */
+export function parseOptionalPath(raw: string): string | null {
+  const value = raw.trim();
+  return value === '' ? null : value;
+}
+
 export const generalOptions = {
   logLevel: option({
     env: 'NORAY_LOGLEVEL',
@@ -51,5 +57,18 @@ export const generalOptions = {
     parse: parseOpsToken,
     describe: `Secret (${MIN_OPS_TOKEN_LENGTH}+ characters) the operations server requires as "Authorization: Bearer TOKEN" for /metrics and /health details; empty: open to all`,
     secret: true,
+  }),
+  tlsCert: option({
+    env: 'NORAY_TLS_CERT',
+    default: '',
+    parse: parseOptionalPath,
+    describe:
+      'PEM certificate (chain) file: with NORAY_TLS_KEY, the lobby, wsrelay and ops ports speak HTTPS/WSS (SIGHUP rereads both files); empty: plain',
+  }),
+  tlsKey: option({
+    env: 'NORAY_TLS_KEY',
+    default: '',
+    parse: parseOptionalPath,
+    describe: 'PEM private key file of NORAY_TLS_CERT (both or neither)',
   }),
 };

@@ -1,6 +1,7 @@
 import type { Config } from '../../config/schema.js';
 import { connectionLimits } from '../shared/connection-limits.js';
 import type { Front, FrontDeps } from '../front.js';
+import type { TlsContext } from '../shared/tls.js';
 import { LobbyFront, type LobbyOptions } from './server.js';
 
 export { LobbyFront, type LobbyDeps, type LobbyOptions } from './server.js';
@@ -23,7 +24,8 @@ export function lobbyOptions(config: Config): LobbyOptions {
   };
 }
 
-export function createLobbyFront(deps: FrontDeps): Front {
+/** The Orion-compatible lobbies, configured from `deps.config`; HTTPS and WSS with `tls`. */
+export function createLobbyFront(deps: FrontDeps, tls: TlsContext | null = null): Front {
   const { config, ...shared } = deps;
-  return new LobbyFront(lobbyOptions(config), shared);
+  return new LobbyFront({ ...lobbyOptions(config), tls }, shared);
 }

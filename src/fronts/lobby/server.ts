@@ -12,6 +12,7 @@ import { LobbyUdp } from './udp.js';
 import { BUSY_RESPONSE, LobbyWebSockets, type LobbyWebSocketOptions } from './websocket.js';
 import { LobbyWire, mediationObserver } from './wire.js';
 import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
+import { createListener, type TlsContext } from '../shared/tls.js';
 
 /** What the lobby front is configured with (picked from the app config in index.ts). */
 export interface LobbyOptions extends LobbyWebSocketOptions {
@@ -26,6 +27,8 @@ export interface LobbyOptions extends LobbyWebSocketOptions {
   readonly maxLobbies: number;
   /** Ignore mediation packets from private, loopback and link-local sources. */
   readonly denyPrivatePeers: boolean;
+  /** NORAY_TLS_CERT/KEY: HTTPS and WSS instead of HTTP and WS (absent or null: plain). */
+  readonly tls?: TlsContext | null;
 }
 
 /** Everything else the front is built with: the app's shared services. */
@@ -138,7 +141,8 @@ export class LobbyFront implements Front {
       logger: false,
       bodyLimit: HTTP_BODY_LIMIT,
       forceCloseConnections: true,
-      http: deadlines,
+      // HTTPS when TLS is configured; the server's deadlines either way.
+      serverFactory: (handler) => createListener(this.options.tls ?? null, deadlines, handler),
       // Fastify sets these two on the server itself, over what `http` said.
       keepAliveTimeout: deadlines.keepAliveTimeout,
       requestTimeout: deadlines.requestTimeout,

@@ -1,6 +1,7 @@
 import type { Config } from '../../config/schema.js';
 import { connectionLimits } from '../shared/connection-limits.js';
 import type { Front, FrontDeps } from '../front.js';
+import type { TlsContext } from '../shared/tls.js';
 import { WsRelayFront, type WsRelayOptions } from './server.js';
 
 export type { WsRelayDeps, WsRelayOptions } from './server.js';
@@ -21,7 +22,7 @@ export function wsRelayOptions(config: Config): WsRelayOptions {
   };
 }
 
-/** The WebSocket message relay (CarParty compatible), configured from `deps.config`. */
-export function createWsRelayFront({ config, ...deps }: FrontDeps): Front {
-  return new WsRelayFront(deps, wsRelayOptions(config));
+/** The WebSocket message relay (CarParty compatible), configured from `deps.config`; WSS with `tls`. */
+export function createWsRelayFront({ config, ...deps }: FrontDeps, tls: TlsContext | null = null): Front {
+  return new WsRelayFront(deps, { ...wsRelayOptions(config), tls });
 }

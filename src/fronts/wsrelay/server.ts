@@ -1,6 +1,6 @@
 // The sockets of the WebSocket relay: HTTP upgrade and gating, corking, pings, deadlines, shutdown.
 // What a message means and where it goes is the router's part.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Timer } from '../../core/clock.js';
@@ -14,6 +14,7 @@ import type { RoomCounts, RoomStore } from '../../core/room-store.js';
 import type { Front, FrontDeps } from '../front.js';
 import { listenTcp } from '../shared/listen.js';
 import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
+import { createListener, type TlsContext } from '../shared/tls.js';
 import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
 import { LOGGING_IN, RELEASED, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
@@ -39,6 +40,8 @@ export interface WsRelayOptions extends ConnectionLimits, SourceLimits {
   /** Failed logins (unknown or taken code) per second from one source, and at once. */
   readonly guessRate: number;
   readonly guessBurst: number;
+  /** NORAY_TLS_CERT/KEY: WSS instead of WS (absent or null: plain). */
+  readonly tls?: TlsContext | null;
 }
 
 /** The front's dependencies: everything of FrontDeps but the config, whose part is WsRelayOptions. */
@@ -151,7 +154,7 @@ export class WsRelayFront implements Front {
       clientTracking: false,
       perMessageDeflate: false,
     });
-    const http = createServer(httpDeadlines(this.options.handshakeTimeoutMs), (_request, response) => {
+    const http = createListener(this.options.tls ?? null, httpDeadlines(this.options.handshakeTimeoutMs), (_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
       response.end('WebSocket only\n');
     });
