@@ -18,10 +18,11 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
 const run = promisify(execFile);
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-/** Enough of npm's range syntax for engines fields: `>=20`, `>= 10.x`, `^20.19.0 || >=22.12.0`. */
+/** Enough of npm's range syntax for engines fields: `*`, `>=20`, `>= 10.x`, `^20.19.0 || >=22.12.0`. */
 function admits(range: string, version: string): boolean {
   const [major, minor, patch] = version.replace(/^v/, '').split('.').map(Number) as [number, number, number];
   const compare = (v: number[]) => major - (v[0] ?? 0) || minor - (v[1] ?? 0) || patch - (v[2] ?? 0);
+  if (range.trim() === '*' || range.trim() === '') return true;
   return range.split('||').some((alternative) =>
     alternative
       .trim()
