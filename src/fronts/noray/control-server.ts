@@ -111,10 +111,10 @@ export class ControlServer {
     // Commands of one connection run one after another, so replies keep the order of requests.
     let queue: Promise<void> = Promise.resolve();
     const enqueue = (task: () => Promise<void> | void) => {
+      // Commands answer their own failures (NorayCommands: `error internal error`); what fails
+      // here is connection upkeep, logged once a minute (a cluster's Redis down fails all of it).
       queue = queue.then(task).catch((error: unknown) => {
-        // A store that cannot answer (a cluster's Redis is down): the protocol's error, and one log a minute.
-        if (!ended) peer.send(encodeCommand('error', 'server state unavailable, try later'));
-        this.failureLog.report(() => logger.error({ err: error, remote }, 'control command failed'));
+        this.failureLog.report((skipped) => logger.error({ err: error, remote, skipped }, 'control task failed'));
       });
     };
 
