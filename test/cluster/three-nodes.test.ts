@@ -141,6 +141,24 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
     return peer;
   }
 
+  /** A netfox player on the node at `host`: register-host, then its UDP address through that node's registrar. */
+  async function player(host: string): Promise<NetfoxClient> {
+    const client = await NetfoxClient.connect(ports.control, host, host);
+    cleanups.push(() => client.close());
+    await client.registerHost();
+    expect(await client.registerRemote(ports.registrar)).toBe('OK');
+    return client;
+  }
+
+  /** A wsrelay game server on n1 and its phone `p` on n2, the server told of the phone. */
+  async function roomWithPhone(code: string): Promise<{ server: WsPeer; phone: WsPeer }> {
+    const server = await openWs(HOSTS[0], { action: 'login_server', server_code: code });
+    await new Promise((done) => setTimeout(done, 100));
+    const phone = await openWs(HOSTS[1], { action: 'login_client', server_code: code, client_id: 'p' });
+    expect(JSON.parse(await server.next())).toEqual({ action: 'connect', client_id: 'p' });
+    return { server, phone };
+  }
+
   it('wsrelay: a game server on n1, phones on n2 and n3: every routing rule holds, in order', async () => {
     await startCluster();
     const server = await openWs(HOSTS[0], { action: 'login_server', server_code: 'ROOM' });
@@ -180,13 +198,8 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
 
   it('noray: a host registered on n1 and a client on n2 get each other\'s address with connect', async () => {
     await startCluster();
-    const host = await NetfoxClient.connect(ports.control, HOSTS[0], HOSTS[0]);
-    const client = await NetfoxClient.connect(ports.control, HOSTS[1], HOSTS[1]);
-    cleanups.push(() => host.close(), () => client.close());
-    await host.registerHost();
-    await client.registerHost();
-    expect(await host.registerRemote(ports.registrar)).toBe('OK');
-    expect(await client.registerRemote(ports.registrar)).toBe('OK');
+    const host = await player(HOSTS[0]);
+    const client = await player(HOSTS[1]);
     client.putCommand('connect', host.oid);
     expect(await client.next('connect')).toBe(`${HOSTS[0]}:${host.localPort}`);
     expect(await host.next('connect')).toBe(`${HOSTS[1]}:${client.localPort}`);
@@ -194,13 +207,8 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
 
   it('noray: connect-relay between a host on n1 and a client on n2 relays both ways, each side sending to the node it opened TCP to', async () => {
     await startCluster();
-    const host = await NetfoxClient.connect(ports.control, HOSTS[0], HOSTS[0]);
-    const client = await NetfoxClient.connect(ports.control, HOSTS[1], HOSTS[1]);
-    cleanups.push(() => host.close(), () => client.close());
-    await host.registerHost();
-    await client.registerHost();
-    expect(await host.registerRemote(ports.registrar)).toBe('OK');
-    expect(await client.registerRemote(ports.registrar)).toBe('OK');
+    const host = await player(HOSTS[0]);
+    const client = await player(HOSTS[1]);
     client.putCommand('connect-relay', host.oid);
     const hostRelayPort = Number(await client.next('connect-relay'));
     const clientRelayPort = Number(await host.next('connect-relay'));
@@ -276,23 +284,15 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
 
   it('a node killed in the middle of a relayed session: the host on a live node keeps its OpenID and a client on another node relays to it again', async () => {
     await startCluster();
-    const host = await NetfoxClient.connect(ports.control, HOSTS[0], HOSTS[0]);
-    cleanups.push(() => host.close());
-    await host.registerHost();
-    expect(await host.registerRemote(ports.registrar)).toBe('OK');
-    const first = await NetfoxClient.connect(ports.control, HOSTS[1], HOSTS[1]);
-    await first.registerHost();
-    expect(await first.registerRemote(ports.registrar)).toBe('OK');
+    const host = await player(HOSTS[0]);
+    const first = await player(HOSTS[1]);
     first.putCommand('connect-relay', host.oid);
     await first.next('connect-relay');
     await host.next('connect-relay');
     nodes.get(HOSTS[1])?.child.kill('SIGKILL');
     await nodes.get(HOSTS[1])?.exited;
     // n2's sessions are purged within the timeout; the host on n1 is untouched.
-    const second = await NetfoxClient.connect(ports.control, HOSTS[2], HOSTS[2]);
-    cleanups.push(() => second.close());
-    await second.registerHost();
-    expect(await second.registerRemote(ports.registrar)).toBe('OK');
+    const second = await player(HOSTS[2]);
     second.putCommand('connect-relay', host.oid);
     const hostRelayPort = Number(await second.next('connect-relay'));
     const clientRelayPort = Number(await host.next('connect-relay'));
@@ -309,10 +309,7 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
 
   it('a node killed with SIGKILL: its rooms, lobbies and sessions are gone cluster-wide within the timeout, and peers on other nodes are told', async () => {
     await startCluster();
-    const server = await openWs(HOSTS[0], { action: 'login_server', server_code: 'DOOMED' });
-    await new Promise((done) => setTimeout(done, 100));
-    const phone = await openWs(HOSTS[1], { action: 'login_client', server_code: 'DOOMED', client_id: 'p' });
-    expect(JSON.parse(await server.next())).toEqual({ action: 'connect', client_id: 'p' });
+    const { phone } = await roomWithPhone('DOOMED');
     const lobbyHost = await OrionClient.connectTo(HOSTS[0], ports.lobby);
     const member = await OrionClient.connectTo(HOSTS[2], ports.lobby);
     cleanups.push(() => member.close());
@@ -349,10 +346,7 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
 
   it('a node stopped with SIGTERM drains: its state is removed at once, nobody waits for a timeout', async () => {
     await startCluster();
-    const server = await openWs(HOSTS[0], { action: 'login_server', server_code: 'DRAIN' });
-    await new Promise((done) => setTimeout(done, 100));
-    const phone = await openWs(HOSTS[1], { action: 'login_client', server_code: 'DRAIN', client_id: 'p' });
-    expect(JSON.parse(await server.next())).toEqual({ action: 'connect', client_id: 'p' });
+    const { phone } = await roomWithPhone('DRAIN');
     const stoppedAt = Date.now();
     nodes.get(HOSTS[0])?.child.kill('SIGTERM');
     expect((await phone.closed).code).toBeGreaterThanOrEqual(1000);
