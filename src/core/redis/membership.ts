@@ -143,6 +143,8 @@ export class ClusterMembership {
   private readonly nodeKey: string;
   private readonly nodesKey: string;
   private live = new Map<string, NodeInfo>();
+  /** Every other node a sweep found alive (a few per cluster and restart): one gone since is dead. */
+  private readonly seen = new Set<string>();
   private readonly deadListeners = new Set<NodeDeadListener>();
   private readonly rejoinedListeners = new Set<RejoinedListener>();
   private readonly purging = new Map<string, Promise<void>>();
@@ -238,6 +240,14 @@ export class ClusterMembership {
     return nodeId === this.nodeId || this.live.has(nodeId);
   }
 
+  /**
+   * Whether `nodeId` is not known dead: alive at the last sweep, or never seen by a sweep (a node
+   * that joined since). What a delivery asks before publishing to a node.
+   */
+  mayBeAlive(nodeId: string): boolean {
+    return this.isAlive(nodeId) || !this.seen.has(nodeId);
+  }
+
   /** Called (by exactly one survivor) for each node that died; awaited before the node is unlisted. */
   onNodeDead(listener: NodeDeadListener): () => void {
     this.deadListeners.add(listener);
@@ -296,7 +306,10 @@ export class ClusterMembership {
         if (id === this.nodeId) return;
         const json = asString(values[i]);
         if (json === undefined) dead.push(id);
-        else live.set(id, parseInfo(json));
+        else {
+          live.set(id, parseInfo(json));
+          this.seen.add(id);
+        }
       });
       this.live = live;
       for (const id of dead) if (!this.purging.has(id)) await this.tryPurge(id);

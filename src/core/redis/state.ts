@@ -49,8 +49,6 @@ export class RedisState implements SharedState {
   private readonly log: Logger;
   /** Redis errors are logged once a minute (a Redis that is down fails every command). */
   private readonly errors = new ThrottledLog();
-  /** Nodes seen alive by this one (a few per cluster and restart). */
-  private readonly seen = new Set<string>();
 
   constructor(private readonly options: RedisStateOptions) {
     this.nodeId = options.nodeId;
@@ -107,7 +105,7 @@ export class RedisState implements SharedState {
       space,
       nodeId: this.nodeId,
       codec,
-      nodeAlive: (node) => this.presumedAlive(node),
+      nodeAlive: (node) => this.membership.mayBeAlive(node),
       onError: (error) => this.error(error),
     });
     this.deliveries.push(delivery as RedisDelivery<unknown>);
@@ -131,18 +129,6 @@ export class RedisState implements SharedState {
     await Promise.allSettled(this.deliveries.map((delivery) => delivery.stop()));
     await this.membership.stop().catch((error: unknown) => this.error(error as Error));
     await Promise.allSettled([this.client.close(), this.subscriber.close()]);
-  }
-
-  /**
-   * Whether deliveries to `node` are worth publishing: it was alive at the last sweep, or it has
-   * never been seen (it joined after the last sweep). Only a node seen alive and gone since is dead.
-   */
-  private presumedAlive(node: string): boolean {
-    if (this.membership.isAlive(node)) {
-      this.seen.add(node);
-      return true;
-    }
-    return !this.seen.has(node);
   }
 
   private error(error: Error): void {
