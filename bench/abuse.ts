@@ -18,7 +18,7 @@ import { parseSamples } from '../test/helpers/metrics.js';
 import { ATTACKS } from './abuse/attacks/index.js';
 import { errorText, httpRequest, portsOf, RUNNER_IP, sleep, withTimeout, type AttackStats, type FrontPorts, type Ports } from './abuse/common.js';
 import type { WindowResult } from './abuse/measure.js';
-import { BENCH_DIR, Child, cpuCount, cpuPercent, killAll, killAllSync, sampleProc } from './lib/child.js';
+import { BENCH_DIR, Child, cpuCount, cpuPercent, guardRun, killAll, sampleProc } from './lib/child.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -371,21 +371,7 @@ async function main(): Promise<boolean> {
   return rows.every((row) => row.error === null);
 }
 
-const deadline = setTimeout(
-  () => {
-    process.stderr.write('bench:abuse: deadline passed, stopping\n');
-    killAllSync();
-    process.exit(1);
-  },
-  (quick ? 1.5 : 4) * 60_000,
-);
-deadline.unref();
-
-process.on('SIGINT', () => {
-  killAllSync();
-  process.exit(130);
-});
-process.on('exit', killAllSync);
+guardRun('bench:abuse', (quick ? 1.5 : 4) * 60_000);
 
 main()
   .then((ok) => {

@@ -17,7 +17,7 @@ import { connect, createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createClient, type RedisClientType } from 'redis';
-import { BENCH_DIR, ROOT_DIR, cpuPercent, sampleProc, type ProcSample } from './lib/child.js';
+import { BENCH_DIR, ROOT_DIR, cpuPercent, guardRun, sampleProc, type ProcSample } from './lib/child.js';
 import { closeAgent, closedLoop, lobbyWorker, norayWorker, type LoopResult, type Pick } from './cluster/flows.js';
 import { pingPong, relayPair, throughput, type RelayPair, type RttResult, type ThroughputResult } from './cluster/relay.js';
 
@@ -741,24 +741,7 @@ async function main(): Promise<void> {
   }
 }
 
-const deadline = setTimeout(
-  () => {
-    process.stderr.write('bench:cluster: hard deadline passed, stopping\n');
-    killAllSync();
-    process.exit(1);
-  },
-  quick ? 60_000 : 180_000,
-);
-deadline.unref();
-process.on('SIGINT', () => {
-  killAllSync();
-  process.exit(130);
-});
-process.on('SIGTERM', () => {
-  killAllSync();
-  process.exit(143);
-});
-process.on('exit', killAllSync);
+guardRun('bench:cluster', quick ? 60_000 : 180_000, killAllSync);
 
 main()
   .catch((error: unknown) => {

@@ -8,7 +8,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { BENCH_DIR, cpuCount, killAll, killAllSync } from './lib/child.js';
+import { BENCH_DIR, cpuCount, guardRun, killAll } from './lib/child.js';
 import type { BenchContext } from './context.js';
 import { controlSuite, type ControlRow } from './control.js';
 import { memorySuite, type MemoryResults } from './memory.js';
@@ -76,21 +76,7 @@ async function main(): Promise<void> {
   ctx.log(`wrote bench/results/latest.json${results.relay ? ' and bench/results/relay.svg' : ''}`);
 }
 
-const deadline = setTimeout(
-  () => {
-    process.stderr.write('bench: deadline passed, stopping\n');
-    killAllSync();
-    process.exit(1);
-  },
-  (quick ? 3 : 15) * 60_000,
-);
-deadline.unref();
-
-process.on('SIGINT', () => {
-  killAllSync();
-  process.exit(130);
-});
-process.on('exit', killAllSync);
+guardRun('bench', (quick ? 3 : 15) * 60_000);
 
 main()
   .catch((error: unknown) => {

@@ -147,6 +147,30 @@ export function killAllSync(): void {
   }
 }
 
+/**
+ * A benchmark run's way out: past `deadlineMs` (unless it ended), on SIGINT/SIGTERM and at exit,
+ * every child is SIGKILLed (the Child ones and those `alsoKill` knows of) and the process ends.
+ */
+export function guardRun(label: string, deadlineMs: number, alsoKill: () => void = () => undefined): void {
+  const killEverything = () => {
+    killAllSync();
+    alsoKill();
+  };
+  const deadline = setTimeout(() => {
+    process.stderr.write(`${label}: deadline passed, stopping\n`);
+    killEverything();
+    process.exit(1);
+  }, deadlineMs);
+  deadline.unref();
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      killEverything();
+      process.exit(code);
+    });
+  }
+  process.on('exit', killEverything);
+}
+
 /** CPU seconds (user+system) and RSS of a process, from /proc. */
 export interface ProcSample {
   readonly at: number;
