@@ -3,7 +3,7 @@
 // sources, so `npm ci && npm start` works on a fresh clone and after a `git pull`, and costs
 // nothing when dist/ is current. With --check it only reports: exit 0 current, 1 stale.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -47,4 +47,6 @@ try {
 }
 process.stdout.write('noray: building dist/ (tsc) ...\n');
 const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+// tsc writes the bin without an executable bit; `npx noray` and `./dist/bin/noray.js` need one.
+if (result.status === 0) chmodSync(join(root, 'dist', 'bin', 'noray.js'), 0o755);
 process.exit(result.status ?? 1);

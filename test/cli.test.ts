@@ -1,5 +1,5 @@
 // The real entry point, spawned as users run it. `npm test` builds dist/ before vitest runs.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -376,8 +376,10 @@ describe('npx noray', () => {
     expect(run.stdout).toContain('NORAY_SOCKET_PORT');
   }, 90_000);
 
-  it('the bin starts with a node shebang', () => {
+  it('the bin starts with a node shebang and the build made it executable', () => {
     expect(readFileSync(BIN, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    // npx runs it through sh; tsc alone writes it 0644 and a fresh clone gets "Permission denied"
+    expect(statSync(BIN).mode & 0o111).toBe(0o111);
   });
 });
 
