@@ -46,7 +46,11 @@ try {
   process.exit(1);
 }
 process.stdout.write('noray: building dist/ (tsc) ...\n');
-const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+// The server, then the dashboard page (browser code with its own tsconfig), as `npm run build` does.
+let result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+if (result.status === 0) {
+  result = spawnSync(process.execPath, [tsc, '-p', join('src', 'ops', 'dashboard', 'web', 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+}
 // tsc writes the bin without an executable bit; `npx noray` and `./dist/bin/noray.js` need one.
 if (result.status === 0) chmodSync(join(root, 'dist', 'bin', 'noray.js'), 0o755);
 process.exit(result.status ?? 1);

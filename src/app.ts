@@ -71,6 +71,7 @@ export class App {
         handshakeTimeoutMs: this.config.handshakeTimeout,
         limits: limits.forFront('ops'),
         tls: this.tls,
+        dashboard: { board: this.shared.nodeBoard(), nodeId: this.shared.nodeId, clustered: this.shared.clustered },
       });
     }
   }

@@ -6,6 +6,7 @@ import { MemoryAddressBook, type AddressBook } from './address-book.js';
 import { LocalDelivery, type AttachableDelivery, type MessageCodec } from './delivery.js';
 import { MemorySessionStore, type SessionRecord, type SessionStore } from './directory.js';
 import { MemoryLobbyStore, type LobbyStore } from './lobbies/store.js';
+import { MemoryNodeBoard, type NodeBoard } from './node-board.js';
 import { MemoryRoomStore, type RoomStore } from './room-store.js';
 
 /** A node id: letters, digits, '_' and '-', so that it can prefix connection ids and keys. */
@@ -39,6 +40,8 @@ export interface SharedState {
   rooms(space: string): RoomStore;
   lobbies(space: string): LobbyStore;
   delivery<M>(space: string, codec: MessageCodec<M>): AttachableDelivery<M>;
+  /** Where nodes post their dashboard figures (one board per state). */
+  nodeBoard(): NodeBoard;
   /**
    * Runs `listener` when another node died (its heartbeat expired): on exactly one surviving node,
    * after which nothing of the dead node may be left. Never called for a single process.
@@ -78,6 +81,12 @@ export class LocalState implements SharedState {
 
   delivery<M>(): AttachableDelivery<M> {
     return new LocalDelivery<M>();
+  }
+
+  private readonly board = new MemoryNodeBoard();
+
+  nodeBoard(): NodeBoard {
+    return this.board;
   }
 
   onNodeGone(): void {

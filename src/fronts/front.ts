@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { Clock } from '../core/clock.js';
 import type { LimitReports } from '../core/limits/reporting.js';
 import type { SharedState } from '../core/shared-state.js';
+import type { Inspectable } from './inspection.js';
 
 /** A protocol adapter: binds its sockets on start(), releases everything on stop(). */
 export interface Front {
@@ -16,6 +17,8 @@ export interface Front {
   ports(): Record<string, number | number[]>;
   /** Counts of live state (connections, sessions, relays, lobbies, rooms...): for /health and leak tests. */
   stats(): Record<string, number>;
+  /** Live tables and operator actions for the ops dashboard; absent when the front has none. */
+  readonly inspection?: Inspectable;
 }
 
 /** What every front is built with. Fronts take only what they use from the config. */

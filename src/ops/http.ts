@@ -11,6 +11,9 @@ import { THROTTLED_LOG_EVERY_MS, ThrottledLog } from '../core/throttled-log.js';
 import { AcceptGate, httpDeadlines } from '../fronts/shared/accept-gate.js';
 import { busyResponse } from '../fronts/shared/websocket.js';
 import { createListener, type TlsContext } from '../fronts/shared/tls.js';
+import type { NodeBoard } from '../core/node-board.js';
+import { DashboardFeed } from './dashboard/feed.js';
+import { dashboardRoutes, type OpsRouteConfig } from './dashboard/routes.js';
 
 function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
@@ -112,9 +115,11 @@ export interface OpsServerOptions {
   limits?: LimitSink<'max_connections' | 'max_connections_per_ip'>;
   /** NORAY_TLS_CERT/KEY: HTTPS instead of HTTP (absent or null: plain). */
   tls?: TlsContext | null;
+  /** The dashboard at `/`: where nodes post their figures, and who this node is. Absent: no dashboard. */
+  dashboard?: { readonly board: NodeBoard; readonly nodeId: string; readonly clustered: boolean };
 }
 
-/** Operations HTTP: /health (state of every front) and /metrics (Prometheus text). */
+/** Operations HTTP: the dashboard at /, /health (state of every front) and /metrics (Prometheus text). */
 export class OpsServer {
   private readonly app: FastifyInstance;
   private boundPort = 0;
@@ -122,6 +127,7 @@ export class OpsServer {
   private readonly gate: AcceptGate;
   /** Requests that may see /health's details: every request when no token is configured. */
   private readonly authorized = new WeakSet<FastifyRequest>();
+  private readonly feed: DashboardFeed | null;
 
   constructor(private readonly options: OpsServerOptions) {
     // forceCloseConnections: stop() must not wait for a client that sent half a request and went quiet.
@@ -155,6 +161,8 @@ export class OpsServer {
       // onRequest runs for every request, unknown routes and methods included: without the token
       // everything is 401 (whether a path exists stays hidden) except the bare status of /health.
       this.app.addHook('onRequest', async (request, reply) => {
+        // The dashboard's page and scripts: no figures in them, and a browser cannot send a header to load them.
+        if ((request.routeOptions.config as OpsRouteConfig).public === true) return;
         const failure = auth.check(request.headers.authorization);
         if (failure === null) {
           this.authorized.add(request);
@@ -185,6 +193,27 @@ export class OpsServer {
       const body = await options.metrics.metrics();
       return reply.header('content-type', options.metrics.contentType).send(body);
     });
+    const dashboard = options.dashboard;
+    this.feed = dashboard
+      ? new DashboardFeed({
+          fronts: options.fronts,
+          metrics: options.metrics,
+          board: dashboard.board,
+          nodeId: dashboard.nodeId,
+          clustered: dashboard.clustered,
+          startedAt: options.startedAt,
+          actions: auth !== null,
+          logger: options.logger,
+        })
+      : null;
+    if (this.feed) {
+      void this.app.register(dashboardRoutes, { feed: this.feed, fronts: options.fronts, actions: auth !== null, logger: options.logger });
+    }
+  }
+
+  /** Pages open on the dashboard now. */
+  get dashboards(): number {
+    return this.feed?.subscriberCount ?? 0;
   }
 
   get port(): number {
@@ -200,6 +229,7 @@ export class OpsServer {
     );
     const address = this.app.server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
+    this.feed?.startPosting();
     if (!this.auth && !isLoopbackHost(this.options.host)) {
       this.options.logger.warn(
         { host: this.options.host, port: this.boundPort },
@@ -210,10 +240,11 @@ export class OpsServer {
 
   /** Connections held now (counted from accept), like a front's `admitted`. */
   stats(): Record<string, number> {
-    return { admitted: this.gate.admitted };
+    return { admitted: this.gate.admitted, dashboards: this.dashboards };
   }
 
   async stop(): Promise<void> {
+    this.feed?.stop();
     const closed = this.app.close();
     this.gate.destroyRefused();
     await closed;

@@ -17,6 +17,8 @@ import { RedisLobbyStore } from './lobby-store.js';
 import { ClusterMembership, type NodeInfo } from './membership.js';
 import { RedisRoomStore } from './room-store.js';
 import type { RedisClient } from './script.js';
+import type { NodeBoard } from '../node-board.js';
+import { RedisNodeBoard } from './node-board.js';
 import { RedisSessionStore } from './session-store.js';
 
 /** Longest wait between reconnection attempts. */
@@ -49,6 +51,7 @@ export class RedisState implements SharedState {
   private readonly log: Logger;
   /** Redis errors are logged once a minute (a Redis that is down fails every command). */
   private readonly errors = new ThrottledLog();
+  private board: RedisNodeBoard | null = null;
 
   constructor(private readonly options: RedisStateOptions) {
     this.nodeId = options.nodeId;
@@ -95,6 +98,12 @@ export class RedisState implements SharedState {
 
   lobbies(space: string): LobbyStore {
     return new RedisLobbyStore(this.client, this.keys(space), { nodeId: this.nodeId });
+  }
+
+  nodeBoard(): NodeBoard {
+    // A node's figures live three heartbeats: long enough to survive a slow post, short enough to vanish with the node.
+    this.board ??= new RedisNodeBoard(this.client, this.prefix, () => this.membership.nodes().keys(), 3 * this.options.heartbeatMs);
+    return this.board;
   }
 
   delivery<M>(space: string, codec: MessageCodec<M>): AttachableDelivery<M> {

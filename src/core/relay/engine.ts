@@ -315,6 +315,13 @@ export class UdpRelayEngine {
     return this.pool.boundPorts;
   }
 
+  /** The relay ports a registered endpoint is reached on and the bytes it sent through them (the dashboard's hosts). */
+  usageOf(endpoint: Endpoint): { relays: number; bytes: number } | undefined {
+    const key = this.socketForm(endpoint);
+    const player = this.players.get(key.port, key.address);
+    return player && { relays: player.relays.length, bytes: player.totalBytes };
+  }
+
   /** Relay ports charged to a source key now (for tests and /health). */
   chargedTo(source: string): number {
     return this.bySource.get(source) ?? 0;

@@ -13,6 +13,7 @@ import { BUSY_RESPONSE, LobbyWebSockets, type LobbyWebSocketOptions } from './we
 import { LobbyWire, mediationObserver } from './wire.js';
 import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
 import { createListener, type TlsContext } from '../shared/tls.js';
+import { collectRows, type Inspectable } from '../inspection.js';
 
 /** What the lobby front is configured with (picked from the app config in index.ts). */
 export interface LobbyOptions extends LobbyWebSocketOptions {
@@ -118,6 +119,32 @@ export class LobbyFront implements Front {
     if (udpPort !== null) ports.udp = udpPort;
     return ports;
   }
+
+  /** Public lobbies on the dashboard: a private lobby's id is what lets a player in, so those are only counted. */
+  readonly inspection: Inspectable = {
+    tables: async (query) => {
+      const { rows, total } = collectRows(
+        await this.wire.service.publicLobbies(),
+        (lobby) => [lobby.id, lobby.name, lobby.currentMembers, lobby.maxMembers],
+        query,
+      );
+      return [
+        {
+          id: 'lobbies',
+          title: 'Public lobbies',
+          columns: [
+            { name: 'id', kind: 'text' },
+            { name: 'name', kind: 'text' },
+            { name: 'members', kind: 'count' },
+            { name: 'max', kind: 'count' },
+          ],
+          rows,
+          total,
+        },
+      ];
+    },
+    act: async () => 'unknown_action',
+  };
 
   stats(): Record<string, number> {
     return {

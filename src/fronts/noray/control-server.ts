@@ -53,6 +53,8 @@ export class ControlServer {
   private readonly refused = new Set<Socket>();
   private readonly gate: ConnectionGate;
   private readonly failureLog = new ThrottledLog();
+  /** Ends a connection by its id, telling it why (the dashboard's "end session"). */
+  private readonly enders = new Map<string, () => void>();
 
   constructor(private readonly options: ControlServerOptions) {
     this.gate = new ConnectionGate(options.maxConnections, options.maxConnectionsPerIp);
@@ -81,6 +83,16 @@ export class ControlServer {
     for (const socket of this.sockets) socket.destroy();
     for (const socket of this.refused) socket.destroy();
     await closed;
+  }
+
+  /**
+   * Closes the connection with this id after an `error` line saying the operator ended it; its
+   * session ends as on any disconnect. False when no connection here has the id.
+   */
+  disconnect(connectionId: string): boolean {
+    const end = this.enders.get(connectionId);
+    end?.();
+    return end !== undefined;
   }
 
   private accept(socket: Socket): void {
@@ -162,6 +174,7 @@ export class ControlServer {
       peer.send(line);
     };
     this.options.delivery.attach(peer.id, inbox);
+    this.enders.set(peer.id, () => closeWithError('operator', 'session ended by the server operator'));
 
     loginTimer = this.options.clock.setTimeout(() => {
       if (peer.session) return;
@@ -231,6 +244,7 @@ export class ControlServer {
       this.sockets.delete(socket);
       metrics.tcpConnections.set(this.sockets.size);
       this.options.delivery.detach(peer.id, inbox);
+      this.enders.delete(peer.id);
       enqueue(() => commands.disconnected(peer));
     });
   }

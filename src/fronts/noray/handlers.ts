@@ -11,6 +11,7 @@ import { nodeOf } from '../../core/shared-state.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import { encodeCommand, isValidCustomOid, type Command } from './codec.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
+import { PunchthroughOutcomes } from './punch-outcomes.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { RelayBridge } from './relay-bridge.js';
 import { DEFAULT_ABUSE_OPTIONS, NorayAbuseGuard, splitRegistration, type NorayAbuseOptions } from './abuse.js';
@@ -67,14 +68,25 @@ export class NorayCommands {
   /** Sessions under an OpenID their game picked: reserved for their owner when the connection closes. */
   private readonly custom = new WeakSet<HostSession>();
   private readonly guard: NorayAbuseGuard;
+  private readonly clock: Clock;
+  /** When each local session registered (the dashboard's age column). */
+  private readonly registeredAt = new WeakMap<HostSession, number>();
+  private readonly punches: PunchthroughOutcomes;
 
   constructor(private readonly deps: NorayHandlerDeps) {
-    this.guard = new NorayAbuseGuard(deps.abuse ?? DEFAULT_ABUSE_OPTIONS, deps.clock ?? systemClock);
+    this.clock = deps.clock ?? systemClock;
+    this.guard = new NorayAbuseGuard(deps.abuse ?? DEFAULT_ABUSE_OPTIONS, this.clock);
+    this.punches = new PunchthroughOutcomes(this.clock);
   }
 
   /** Sessions registered through this process. */
   get sessionCount(): number {
     return this.local.size;
+  }
+
+  /** Sessions registered through this process, with the time each registered. */
+  *localSessions(): Generator<{ readonly session: HostSession; readonly since: number }> {
+    for (const session of this.local) yield { session, since: this.registeredAt.get(session) ?? 0 };
   }
 
   /**
@@ -146,6 +158,7 @@ export class NorayCommands {
     }
     peer.session = session;
     this.local.add(session);
+    this.registeredAt.set(session, this.clock.now());
     if (requestedOid !== '') {
       this.custom.add(session);
       this.guard.reservations.release(requestedOid);
@@ -212,6 +225,8 @@ export class NorayCommands {
     if (!viaRelay) {
       peer.send(encodeCommand('connect', `${hostEndpoint.address}:${hostEndpoint.port}`));
       if (notify) delivery.deliver(host.connection, encodeCommand('connect', `${requesterEndpoint.address}:${requesterEndpoint.port}`));
+      this.deps.metrics.punchPairs.inc();
+      this.punches.punched(requester.id, host.id);
       this.deps.logger.debug({ oid, remote: peer.remote }, 'connect');
       return;
     }
@@ -221,6 +236,7 @@ export class NorayCommands {
       this.deps.limits.report('denied_peer', peer.remote);
       return this.fail(peer, 'relaying to this address is not allowed');
     }
+    if (this.punches.fellBack(requester.id, host.id)) this.deps.metrics.relayFallbacks.inc();
     const charge = { source: sourceKey(requesterEndpoint.address), session: requester.id };
     const hostNode = nodeOf(host.connection);
     const { cluster } = this.deps;

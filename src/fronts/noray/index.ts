@@ -12,6 +12,7 @@ import type { Config, ConfigKey } from '../../config/schema.js';
 import type { Front, FrontDeps } from '../front.js';
 import { createSourceThrottle } from '../shared/read-throttle.js';
 import { ControlServer } from './control-server.js';
+import { NorayInspection } from './inspection.js';
 import { NorayCommands, type HostSession } from './handlers.js';
 import { createNorayMetrics, registerRelayMetrics, type NorayLimitReason } from './metrics.js';
 import { RegistrarSocket } from './registrar-socket.js';
@@ -38,6 +39,7 @@ export class NorayFront implements Front {
   private readonly registrarSocket: RegistrarSocket | null;
   private readonly deps: NorayDeps;
   private readonly options: NorayOptions;
+  readonly inspection: NorayInspection | undefined;
 
   constructor(deps: NorayDeps, options: NorayOptions) {
     this.deps = deps;
@@ -138,6 +140,7 @@ export class NorayFront implements Front {
             loginTimeoutMs: options.loginTimeout,
             throttle: createSourceThrottle(options, clock),
           });
+    this.inspection = this.control ? new NorayInspection(commands, this.addresses, this.relay, this.control, clock) : undefined;
     this.registrarSocket =
       options.udpRegistrarPort === null
         ? null

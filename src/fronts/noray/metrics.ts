@@ -63,6 +63,16 @@ export function createNorayMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers: [registry],
     }),
+    punchPairs: new Counter({
+      name: 'noray_connect_pairs_total',
+      help: 'connect requests answered with the host address (pairs told to punch through)',
+      registers: [registry],
+    }),
+    relayFallbacks: new Counter({
+      name: 'noray_connect_relay_fallbacks_total',
+      help: 'connect-relay answers to a pair told to punch through (connect) in the 30 s before: punchthrough failed',
+      registers: [registry],
+    }),
   };
 }
 

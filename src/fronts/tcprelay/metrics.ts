@@ -43,6 +43,7 @@ export type CloseReason =
   | 'login_timeout'
   | 'message_rate'
   | 'byte_rate'
+  | 'operator'
   | (typeof MALFORMED)[DecodeErrorCode];
 
 export function malformedReason(code: DecodeErrorCode): CloseReason {

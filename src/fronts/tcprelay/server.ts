@@ -27,6 +27,7 @@ import {
   type TcpRelayMetrics,
 } from './metrics.js';
 import { TcpRelayRouter, type RelayPeer } from './router.js';
+import { ageSeconds, collectRows, type Inspectable } from '../inspection.js';
 
 /** What the tcprelay front reads from the config, picked in one place (index.ts). */
 export interface TcpRelayOptions extends SourceLimits {
@@ -67,6 +68,8 @@ interface Conn extends RelayPeer {
   readonly socket: Socket;
   /** Source address, as counted by the connection gate and named in limit reports. */
   readonly ip: string;
+  /** When it was accepted (the dashboard's age column). */
+  readonly openedAt: number;
   /** The key its source's limits count under (sourceKey of the IP). */
   readonly key: string;
   readonly decoder: FrameDecoder;
@@ -184,6 +187,39 @@ export class TcpRelayServer implements Front {
     return { connections: this.conns.size, ids: this.router.ids, admitted: this.gate.size };
   }
 
+  /** This node's clients by id on the dashboard; an operator may disconnect one. */
+  readonly inspection: Inspectable = {
+    tables: async (query) => {
+      const now = this.deps.clock.now();
+      const members = [...this.conns].filter((conn) => conn.state.kind === 'member');
+      const { rows, total } = collectRows(
+        members,
+        (conn) => [conn.state.kind === 'member' ? conn.state.id : '', ageSeconds(now, conn.openedAt)],
+        query,
+      );
+      return [
+        {
+          id: 'clients',
+          title: 'Clients',
+          columns: [
+            { name: 'id', kind: 'text' },
+            { name: 'age', kind: 'age' },
+          ],
+          rows,
+          total,
+          action: { name: 'disconnect', label: 'Disconnect' },
+        },
+      ];
+    },
+    act: async (action, id) => {
+      if (action !== 'disconnect') return 'unknown_action';
+      const conn = [...this.conns].find((candidate) => candidate.state.kind === 'member' && candidate.state.id === id);
+      if (!conn) return 'not_found';
+      this.closeWithError(conn, 'operator', 'Disconnected by the server operator');
+      return 'done';
+    },
+  };
+
   private accept(socket: Socket): void {
     if (this.stopped || socket.destroyed) return void socket.destroy();
     const { options } = this;
@@ -200,6 +236,7 @@ export class TcpRelayServer implements Front {
     const conn: Conn = {
       socket,
       ip,
+      openedAt: this.deps.clock.now(),
       decoder: new FrameDecoder({ maxFrameSize: options.maxFrameSize }),
       bucket: new TokenBucket(options.messageRate, options.messageBurst, this.deps.clock),
       bytes: new TokenBucket(options.byteRate, options.byteBurst, this.deps.clock),

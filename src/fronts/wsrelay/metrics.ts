@@ -18,7 +18,8 @@ export type CloseReason =
   | 'max_rooms'
   | 'guess_rate'
   | 'unavailable'
-  | 'shutdown';
+  | 'shutdown'
+  | 'operator';
 
 /** Why a message was not relayed: the label of `noray_wsrelay_messages_dropped_total`. */
 export type DropReason = 'binary' | 'no_receiver' | 'not_object';

@@ -16,6 +16,7 @@ import { listenTcp } from '../shared/listen.js';
 import { AcceptGate, httpDeadlines } from '../shared/accept-gate.js';
 import { createListener, type TlsContext } from '../shared/tls.js';
 import { busyResponse, CLOSE, closeGracefully } from '../shared/websocket.js';
+import { ageSeconds, collectRows, type FrontTable, type Inspectable, type TableQuery } from '../inspection.js';
 import { createWsRelayMetrics, type CloseReason, type WsRelayLimitReason } from './metrics.js';
 import { LOGGING_IN, RELEASED, WsRelayRouter, type Delivered, type Outgoing, type RelayPeer } from './router.js';
 import type { ConnectionLimits } from '../shared/connection-limits.js';
@@ -62,6 +63,8 @@ interface Connection extends RelayPeer {
   corked: boolean;
   /** Pings sent since the last sign of life. */
   missed: number;
+  /** When the connection was accepted (the dashboard's room age). */
+  readonly openedAt: number;
 }
 
 /** A received message, as ws gave it. */
@@ -214,6 +217,49 @@ export class WsRelayFront implements Front {
     return { connections: this.peers.size, rooms, clients: members, admitted: this.gate.admitted };
   }
 
+  /** This node's rooms (their game servers connect here) and phones on the dashboard; an operator may close a room. */
+  readonly inspection: Inspectable = {
+    tables: async (query) => [this.roomTable(query)],
+    act: async (action, code) => {
+      if (action !== 'close-room') return 'unknown_action';
+      for (const peer of this.peers.values()) {
+        if (peer.state.kind === 'server' && peer.state.code === code) {
+          // As if the game server left: its phones are told, the code is free again.
+          this.drop(peer, 'operator', CLOSE.goingAway);
+          return 'done';
+        }
+      }
+      return 'not_found';
+    },
+  };
+
+  private roomTable(query: TableQuery): FrontTable {
+    const now = this.deps.clock.now();
+    const rooms = new Map<string, { openedAt: number; phones: number }>();
+    for (const peer of this.peers.values()) {
+      const { state } = peer;
+      if (state.kind === 'server') rooms.set(state.code, { openedAt: peer.openedAt, phones: 0 });
+    }
+    for (const peer of this.peers.values()) {
+      if (peer.state.kind !== 'client') continue;
+      const room = rooms.get(peer.state.code);
+      if (room) room.phones++;
+    }
+    const { rows, total } = collectRows(rooms, ([code, room]) => [code, room.phones, ageSeconds(now, room.openedAt)], query);
+    return {
+      id: 'rooms',
+      title: 'Rooms',
+      columns: [
+        { name: 'code', kind: 'text' },
+        { name: 'phones here', kind: 'count' },
+        { name: 'age', kind: 'age' },
+      ],
+      rows,
+      total,
+      action: { name: 'close-room', label: 'Close room' },
+    };
+  }
+
   /**
    * Rooms and their clients: the store's own counts when it answers at once (one process holds
    * them all), otherwise those of this node's connections (a cluster's totals are in Redis).
@@ -257,6 +303,7 @@ export class WsRelayFront implements Front {
       corked: false,
       state: LOGGING_IN,
       missed: 0,
+      openedAt: clock.now(),
       send: (message) => this.send(peer, message),
       close: (code) => {
         cancelLoginTimer(peer);
