@@ -34,11 +34,11 @@ afterEach(async () => {
 
 /**
  * Starts an app with everything off except `overrides` (use port 0 for ephemeral ports);
- * it is stopped after the test.
+ * it is stopped after the test, unless `keep` (then the caller stops it, e.g. in afterAll).
  */
 export async function startApp(
   overrides: Partial<Config>,
-  options: { clock?: Clock; logger?: Logger } = {},
+  options: { clock?: Clock; logger?: Logger; keep?: boolean } = {},
 ): Promise<App> {
   const app = new App({
     config: configWith({ ...ALL_OFF, ...overrides }),
@@ -46,7 +46,7 @@ export async function startApp(
     processMetrics: false,
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  running.add(app);
+  if (!options.keep) running.add(app);
   await app.start();
   return app;
 }

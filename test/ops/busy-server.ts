@@ -40,7 +40,8 @@ async function player(app: App, oid: string): Promise<NetfoxClient> {
   return client;
 }
 
-export async function startBusyServer(overrides: Partial<Config> = {}): Promise<BusyServer> {
+/** `keep`: the server outlives the test that started it (a suite's beforeAll); close() stops it. */
+export async function startBusyServer(overrides: Partial<Config> = {}, { keep = false } = {}): Promise<BusyServer> {
   const app = await startApp({
     httpPort: 0,
     opsToken: OPS_TOKEN,
@@ -52,7 +53,7 @@ export async function startBusyServer(overrides: Partial<Config> = {}): Promise<
     wsrelayPort: 0,
     tcprelayPort: 0,
     ...overrides,
-  });
+  }, { keep });
   const closers: Array<() => unknown> = [];
   const sockets: UdpSocket[] = [];
 
@@ -114,6 +115,7 @@ export async function startBusyServer(overrides: Partial<Config> = {}): Promise<
     close: async () => {
       for (const socket of sockets) socket.close();
       await Promise.allSettled(closers.map(async (close) => close()));
+      if (keep) await app.stop();
     },
   };
 }

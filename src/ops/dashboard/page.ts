@@ -47,6 +47,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 export const DASHBOARD_CSS = `:root { color-scheme: light dark; --fg: #111827; --bg: #f3f4f6; --card: #fff; --muted: #6b7280; --line: #e5e7eb; --up: #15803d; --down: #b91c1c; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e5e7eb; --bg: #111827; --card: #1f2937; --muted: #9ca3af; --line: #374151; } }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 14px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; gap: .75rem; align-items: center; padding: .75rem 1rem; background: var(--card); border-bottom: 1px solid var(--line); }
 header h1 { margin: 0; font-size: 1.2rem; }
