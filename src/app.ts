@@ -71,7 +71,13 @@ export class App {
         handshakeTimeoutMs: this.config.handshakeTimeout,
         limits: limits.forFront('ops'),
         tls: this.tls,
-        dashboard: { board: this.shared.nodeBoard(), nodeId: this.shared.nodeId, clustered: this.shared.clustered },
+        dashboard: {
+          board: this.shared.nodeBoard(),
+          nodeId: this.shared.nodeId,
+          clustered: this.shared.clustered,
+          // Posted at every heartbeat, kept for three (RedisState.nodeBoard).
+          postIntervalMs: this.config.nodeHeartbeat,
+        },
       });
     }
   }

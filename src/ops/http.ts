@@ -116,7 +116,7 @@ export interface OpsServerOptions {
   /** NORAY_TLS_CERT/KEY: HTTPS instead of HTTP (absent or null: plain). */
   tls?: TlsContext | null;
   /** The dashboard at `/`: where nodes post their figures, and who this node is. Absent: no dashboard. */
-  dashboard?: { readonly board: NodeBoard; readonly nodeId: string; readonly clustered: boolean };
+  dashboard?: { readonly board: NodeBoard; readonly nodeId: string; readonly clustered: boolean; readonly postIntervalMs?: number };
 }
 
 /** Operations HTTP: the dashboard at /, /health (state of every front) and /metrics (Prometheus text). */
@@ -201,6 +201,7 @@ export class OpsServer {
           board: dashboard.board,
           nodeId: dashboard.nodeId,
           clustered: dashboard.clustered,
+          ...(dashboard.postIntervalMs === undefined ? {} : { postIntervalMs: dashboard.postIntervalMs }),
           startedAt: options.startedAt,
           actions: auth !== null,
           logger: options.logger,

@@ -82,4 +82,45 @@ describe.skipIf(missing !== null && !onCi)('a cluster of two nodes in one proces
     await host.close();
     await guest.close();
   });
+
+  it('dashboard: the page of either node lists both nodes, each with its own figures', async () => {
+    const [a, b] = await cluster({ httpPort: 0, tcprelayPort: 0 });
+    const rocco = await RoccoClient.open(port(b, 'tcprelay', 'tcp'));
+    await rocco.init('on-b');
+    const snapshotOf = async (app: App) => {
+      const response = await fetch(`http://127.0.0.1:${port(app, 'ops', 'http')}/dashboard/stream`);
+      const reader = response.body?.getReader();
+      if (!reader) throw new Error('no stream');
+      const decoder = new TextDecoder();
+      let text = '';
+      const deadline = Date.now() + 5000;
+      try {
+        for (;;) {
+          const end = text.indexOf('\n\n');
+          if (end >= 0) {
+            const snapshot = JSON.parse(text.slice(text.indexOf('data: ') + 6, end)) as {
+              node: { id: string; clustered: boolean };
+              nodes: Array<{ nodeId: string; figures: Record<string, number> }>;
+            };
+            text = text.slice(end + 2);
+            // Until both have posted since the client connected.
+            if (snapshot.nodes.length === 2 && snapshot.nodes.some((node) => node.figures['tcprelay.ids'] === 1)) return snapshot;
+          }
+          if (Date.now() > deadline) throw new Error('no snapshot with both nodes');
+          const { value, done } = await reader.read();
+          if (done) throw new Error('stream ended');
+          text += decoder.decode(value, { stream: true });
+        }
+      } finally {
+        await reader.cancel();
+      }
+    };
+    for (const [app, id] of [[a, 'a'], [b, 'b']] as const) {
+      const snapshot = await snapshotOf(app);
+      expect(snapshot.node).toMatchObject({ id, clustered: true });
+      const figures = Object.fromEntries(snapshot.nodes.map((node) => [node.nodeId, node.figures['tcprelay.ids']]));
+      expect(figures).toEqual({ a: 0, b: 1 });
+    }
+    await rocco.end();
+  });
 });

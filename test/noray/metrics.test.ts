@@ -82,6 +82,8 @@ const NORAY_FRONT_METRICS = [
   'noray_command_duration',
   'noray_command_exception',
   'noray_limit_rejections_total',
+  'noray_connect_pairs_total',
+  'noray_connect_relay_fallbacks_total',
 ];
 
 /**
@@ -197,6 +199,9 @@ describe('noray front metrics after real relayed traffic', () => {
     expect(m.get('noray_relay_size_count')).toBe(9);
     expect(m.get('noray_relay_size_bucket{le="+Inf"}')).toBe(9);
     expect(m.get('noray_relay_expired')).toBe(0);
+    // connect-relay without a connect before it: no punchthrough was tried (test/ops/dashboard.test.ts has one).
+    expect(m.get('noray_connect_pairs_total')).toBe(0);
+    expect(m.get('noray_connect_relay_fallbacks_total')).toBe(0);
     const drops = [...m].filter(([key]) => key.startsWith('noray_relay_drop_count{'));
     expect(drops.length).toBeGreaterThan(1);
     expect(drops.filter(([key]) => key !== 'noray_relay_drop_count{reason="unallocated"}').every(([, v]) => v === 0)).toBe(true);

@@ -12,6 +12,17 @@ const OUTPUT = fileURLToPath(new URL('../../test-results/', import.meta.url));
 // Headless, and none of the background connections this machine's closed network refuses.
 const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
+// What the functions run in the page touch (they run in Chromium; this program has no DOM types).
+interface PageElement {
+  readonly textContent: string | null;
+  querySelector(selector: string): PageElement | null;
+}
+declare const document: {
+  getElementById(id: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>;
+  readonly body: { readonly classList: { contains(name: string): boolean } };
+};
+
 const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install chromium; .ci/run does)`;
 if (missing && process.env.CI === 'true') throw new Error(`CI=true: ${missing}`);
 
