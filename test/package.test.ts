@@ -178,7 +178,7 @@ describe('npm pack, npm install -g, noray', () => {
     expect(installOutput).toContain('added');
   });
 
-  it('the installed noray starts on free ports, serves /health and stops on SIGTERM', async () => {
+  it('the installed noray starts on free ports, serves /health and the dashboard, and stops on SIGTERM', async () => {
     const bin = join(prefix, process.platform === 'win32' ? 'noray.cmd' : join('bin', 'noray'));
     const version = await run(bin, ['--version'], { cwd: dir, env: cleanEnv() });
     expect(version.stdout).toBe(`${PKG.version}\n`);
@@ -189,6 +189,10 @@ describe('npm pack, npm install -g, noray', () => {
       const ports = ready.ports as Record<string, Record<string, number>>;
       const health = await fetch(`http://127.0.0.1:${ports.ops?.http}/health`);
       expect(health.status).toBe(200);
+      // The dashboard page's script and chart come from the package itself (dist/web, the uplot dependency).
+      for (const asset of ['/', '/dashboard/app.js', '/dashboard/uPlot.iife.min.js']) {
+        expect([asset, (await fetch(`http://127.0.0.1:${ports.ops?.http}${asset}`)).status]).toEqual([asset, 200]);
+      }
       server.child.kill('SIGTERM');
       expect(await server.exit()).toEqual({ code: 0, signal: null });
       expect(server.logs.at(-1)?.msg).toBe('noray stopped');
