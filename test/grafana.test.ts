@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { port, startApp } from './helpers/app.js';
+import { EVERY_FRONT_ON, port, startApp } from './helpers/app.js';
 
 interface Dashboard {
   readonly __inputs: ReadonlyArray<{ name: string; type: string; pluginId: string }>;
@@ -24,16 +24,7 @@ describe('Grafana dashboard', () => {
   });
 
   it('queries only series that a server with every front on exports', async () => {
-    const app = await startApp({
-      httpPort: 0,
-      socketPort: 0,
-      udpRegistrarPort: 0,
-      udpRelayPorts: [0],
-      lobbyHttpPort: 0,
-      lobbyUdpPort: 0,
-      wsrelayPort: 0,
-      tcprelayPort: 0,
-    });
+    const app = await startApp(EVERY_FRONT_ON);
     const text = await (await fetch(`http://127.0.0.1:${port(app, 'ops', 'http')}/metrics`)).text();
     // Process metrics are off in tests; the bin turns on prom-client's defaults.
     const defaults = new Registry();

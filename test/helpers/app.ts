@@ -24,6 +24,18 @@ export const ALL_OFF: Partial<Config> = {
   tcprelayPort: null,
 };
 
+/** Every front and the ops server on, on ephemeral ports (one relay port). */
+export const EVERY_FRONT_ON: Partial<Config> = {
+  httpPort: 0,
+  socketPort: 0,
+  udpRegistrarPort: 0,
+  udpRelayPorts: [0],
+  lobbyHttpPort: 0,
+  lobbyUdpPort: 0,
+  wsrelayPort: 0,
+  tcprelayPort: 0,
+};
+
 const running = new Set<App>();
 
 afterEach(async () => {

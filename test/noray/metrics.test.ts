@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { ManualClock } from '../../src/core/clock.js';
-import { port, startApp } from '../helpers/app.js';
+import { EVERY_FRONT_ON, port, startApp } from '../helpers/app.js';
 import { parseSamples } from '../helpers/metrics.js';
 import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 
@@ -110,16 +110,7 @@ describe('README metrics', () => {
   });
 
   it('every metric the README names is exported with every front on', async () => {
-    const app = await startApp({
-      httpPort: 0,
-      socketPort: 0,
-      udpRegistrarPort: 0,
-      udpRelayPorts: [0],
-      lobbyHttpPort: 0,
-      lobbyUdpPort: 0,
-      wsrelayPort: 0,
-      tcprelayPort: 0,
-    });
+    const app = await startApp(EVERY_FRONT_ON);
     const text = await (await fetch(`http://127.0.0.1:${port(app, 'ops', 'http')}/metrics`)).text();
     for (const name of readmeMetricNames()) expect(text, name).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
   });

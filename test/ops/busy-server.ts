@@ -8,7 +8,7 @@ import { loginClient, loginServer, type WsPeer } from '../clients/carparty.js';
 import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 import { OrionClient } from '../clients/orion.js';
 import { RoccoClient } from '../clients/rocco.js';
-import { port, startApp } from '../helpers/app.js';
+import { EVERY_FRONT_ON, port, startApp } from '../helpers/app.js';
 import { parseSamples } from '../helpers/metrics.js';
 
 export const OPS_TOKEN = 'dashboard-test-token-0123456789';
@@ -42,18 +42,10 @@ async function player(app: App, oid: string): Promise<NetfoxClient> {
 
 /** `keep`: the server outlives the test that started it (a suite's beforeAll); close() stops it. */
 export async function startBusyServer(overrides: Partial<Config> = {}, { keep = false } = {}): Promise<BusyServer> {
-  const app = await startApp({
-    httpPort: 0,
-    opsToken: OPS_TOKEN,
-    socketPort: 0,
-    udpRegistrarPort: 0,
-    udpRelayPorts: Array.from({ length: 16 }, () => 0),
-    lobbyHttpPort: 0,
-    lobbyUdpPort: 0,
-    wsrelayPort: 0,
-    tcprelayPort: 0,
-    ...overrides,
-  }, { keep });
+  const app = await startApp(
+    { ...EVERY_FRONT_ON, opsToken: OPS_TOKEN, udpRelayPorts: Array.from({ length: 16 }, () => 0), ...overrides },
+    { keep },
+  );
   const closers: Array<() => unknown> = [];
   const sockets: UdpSocket[] = [];
 
