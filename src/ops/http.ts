@@ -13,7 +13,7 @@ import { busyResponse } from '../fronts/shared/websocket.js';
 import { createListener, type TlsContext } from '../fronts/shared/tls.js';
 import type { NodeBoard } from '../core/node-board.js';
 import { DashboardFeed } from './dashboard/feed.js';
-import { dashboardRoutes, type OpsRouteConfig } from './dashboard/routes.js';
+import { dashboardRoutes, type DashboardLimitReason, type OpsRouteConfig } from './dashboard/routes.js';
 
 function shortPorts(ports: Record<string, number | number[]>) {
   return Object.fromEntries(Object.entries(ports).map(([role, value]) => [role, Array.isArray(value) ? describePorts(value) : value]));
@@ -93,6 +93,9 @@ function refuse(reply: FastifyReply, reason: AuthFailure): FastifyReply {
     .send({ error: 'unauthorized: send Authorization: Bearer NORAY_OPS_TOKEN' });
 }
 
+/** Why the ops port refused something: the `reason` of `noray_limit_rejections_total{front="ops"}`. */
+export type OpsLimitReason = 'max_connections' | 'max_connections_per_ip' | DashboardLimitReason;
+
 export interface OpsServerOptions {
   host: string;
   port: number;
@@ -112,7 +115,7 @@ export interface OpsServerOptions {
   maxConnectionsPerIp?: number;
   handshakeTimeoutMs?: number;
   /** Where refusals at accept are counted (`noray_limit_rejections_total{front="ops"}`). */
-  limits?: LimitSink<'max_connections' | 'max_connections_per_ip'>;
+  limits?: LimitSink<OpsLimitReason>;
   /** NORAY_TLS_CERT/KEY: HTTPS instead of HTTP (absent or null: plain). */
   tls?: TlsContext | null;
   /** The dashboard at `/`: where nodes post their figures, and who this node is. Absent: no dashboard. */
@@ -208,7 +211,13 @@ export class OpsServer {
         })
       : null;
     if (this.feed) {
-      void this.app.register(dashboardRoutes, { feed: this.feed, fronts: options.fronts, actions: auth !== null, logger: options.logger });
+      void this.app.register(dashboardRoutes, {
+        feed: this.feed,
+        fronts: options.fronts,
+        actions: auth !== null,
+        logger: options.logger,
+        limits: options.limits ?? { report: () => undefined },
+      });
     }
   }
 

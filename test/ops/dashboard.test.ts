@@ -151,6 +151,22 @@ describe('dashboard stream', () => {
   });
 });
 
+describe('dashboard limits', () => {
+  it('serves 16 pages at once per node; the next is refused with 503 and counted', async () => {
+    busy = await startBusyServer();
+    for (let i = 0; i < 16; i++) expect((await open(busy.ops)).status).toBe(200);
+    const refused = await open(busy.ops);
+    expect(refused.status).toBe(503);
+    const metrics = await scrape(busy.ops);
+    expect(metrics.get('noray_limit_rejections_total{front="ops",reason="max_dashboards"}')).toBe(1);
+    streams.pop()?.close();
+    streams.pop()?.close();
+    const deadline = Date.now() + 3000;
+    while (busy.app.opsStats()?.dashboards !== 15 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await open(busy.ops)).status).toBe(200);
+  });
+});
+
 describe('dashboard access', () => {
   it('serves the page and its scripts to anyone, the figures and actions only with the token', async () => {
     busy = await startBusyServer();

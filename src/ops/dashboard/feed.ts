@@ -112,17 +112,11 @@ export class DashboardFeed {
   private postTimer: NodeJS.Timeout | null = null;
   private loopDelay: IntervalHistogram | null = null;
   private ticking = false;
-  private skipped = 0;
 
   constructor(private readonly options: DashboardFeedOptions) {}
 
   get subscriberCount(): number {
     return this.subscribers.size;
-  }
-
-  /** Snapshots a slow page did not get (it had not read the previous ones yet). */
-  get skippedSnapshots(): number {
-    return this.skipped;
   }
 
   /** Adds a page; returns its unsubscribe, or null when as many pages as allowed are open. */
@@ -180,8 +174,8 @@ export class DashboardFeed {
         const series = state.sentHistory ? snapshot.series : [...this.history];
         const data = JSON.stringify({ ...snapshot, tables: await tables, series });
         if (!this.subscribers.has(subscriber)) continue;
+        // A page that did not get it (too slow to read) gets the whole history with the next one.
         if (subscriber.send(data)) state.sentHistory = true;
-        else this.skipped++;
       }
     } catch (error) {
       this.failures.report((skipped) => this.options.logger.warn({ err: error, skipped }, 'dashboard snapshot failed'));

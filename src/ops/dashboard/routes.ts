@@ -5,6 +5,8 @@ import { createRequire } from 'node:module';
 import type { FastifyPluginCallback } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { normalizeAddress } from '../../core/endpoint.js';
+import type { LimitSink } from '../../core/limits/reporting.js';
 import type { Front } from '../../fronts/front.js';
 import type { DashboardFeed } from './feed.js';
 import { DASHBOARD_CSS, DASHBOARD_HTML } from './page.js';
@@ -44,12 +46,19 @@ function loadAssets(): Record<string, Asset> {
   };
 }
 
+/**
+ * `max_dashboards`: a page refused because as many as allowed are open on this node;
+ * `dashboard_slow_reader`: a snapshot skipped for a page that had not read the earlier ones.
+ */
+export type DashboardLimitReason = 'max_dashboards' | 'dashboard_slow_reader';
+
 export interface DashboardRoutesOptions {
   readonly feed: DashboardFeed;
   readonly fronts: () => readonly Front[];
   /** Operator actions need NORAY_OPS_TOKEN: without it anyone reaching the port could end sessions. */
   readonly actions: boolean;
   readonly logger: Logger;
+  readonly limits: LimitSink<DashboardLimitReason>;
 }
 
 export const dashboardRoutes: FastifyPluginCallback<DashboardRoutesOptions> = (app, options, done) => {
@@ -83,15 +92,23 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardRoutesOptions> = (a
     const query = streamQuery.safeParse(request.query);
     if (!query.success) return reply.code(400).send({ error: `search: at most ${MAX_SEARCH_LENGTH} characters` });
     const raw = reply.raw;
+    const source = normalizeAddress(request.socket.remoteAddress ?? '?');
     const unsubscribe = feed.subscribe({
       search: query.data.search,
       send: (data) => {
-        if (raw.destroyed || raw.writableLength > MAX_STREAM_BACKLOG) return false;
+        if (raw.destroyed) return false;
+        if (raw.writableLength > MAX_STREAM_BACKLOG) {
+          options.limits.report('dashboard_slow_reader', source);
+          return false;
+        }
         raw.write(`event: snapshot\ndata: ${data}\n\n`);
         return true;
       },
     });
-    if (!unsubscribe) return reply.code(503).header('retry-after', '5').send({ error: 'too many dashboards open on this node' });
+    if (!unsubscribe) {
+      options.limits.report('max_dashboards', source);
+      return reply.code(503).header('retry-after', '5').send({ error: 'too many dashboards open on this node' });
+    }
     reply.hijack();
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
