@@ -26,9 +26,9 @@ describe('PunchthroughOutcomes', () => {
   it('a repeated connect restarts the window; memory stays bounded whatever the rate', () => {
     const clock = new ManualClock();
     const outcomes = new PunchthroughOutcomes(clock, 30_000, 100);
-    outcomes.punched('client', 'host');
+    expect(outcomes.punched('client', 'host')).toBe(true);
     clock.advance(20_000);
-    outcomes.punched('client', 'host');
+    expect(outcomes.punched('client', 'host')).toBe(false);
     clock.advance(20_000);
     expect(outcomes.fellBack('client', 'host')).toBe(true);
     for (let i = 0; i < 10_000; i++) outcomes.punched(`client-${i}`, 'host');

@@ -225,8 +225,7 @@ export class NorayCommands {
     if (!viaRelay) {
       peer.send(encodeCommand('connect', `${hostEndpoint.address}:${hostEndpoint.port}`));
       if (notify) delivery.deliver(host.connection, encodeCommand('connect', `${requesterEndpoint.address}:${requesterEndpoint.port}`));
-      this.deps.metrics.punchPairs.inc();
-      this.punches.punched(requester.id, host.id);
+      if (this.punches.punched(requester.id, host.id)) this.deps.metrics.punchPairs.inc();
       this.deps.logger.debug({ oid, remote: peer.remote }, 'connect');
       return;
     }

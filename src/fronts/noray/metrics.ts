@@ -65,7 +65,7 @@ export function createNorayMetrics(registry: Registry) {
     }),
     punchPairs: new Counter({
       name: 'noray_connect_pairs_total',
-      help: 'connect requests answered with the host address (pairs told to punch through)',
+      help: 'Pairs answered connect (told to punch through); a pair asking again within 30 s counts once',
       registers: [registry],
     }),
     relayFallbacks: new Counter({

@@ -17,13 +17,15 @@ export class PunchthroughOutcomes {
     private readonly maxPairs = 10_000,
   ) {}
 
-  /** A pair was answered `connect`. */
-  punched(requester: string, host: string): void {
+  /** A pair was answered `connect`: true unless it already was within the window (a retry is one pair). */
+  punched(requester: string, host: string): boolean {
     const now = this.clock.now();
+    this.expire(now);
     const pair = `${requester}\n${host}`;
-    this.recent.delete(pair);
+    const repeat = this.recent.delete(pair);
     this.recent.set(pair, now);
     this.expire(now);
+    return !repeat;
   }
 
   /** A pair was answered `connect-relay`: true when it was told to punch through within the window (counted once). */
