@@ -13,7 +13,7 @@ import {
 import { Emitter } from './events.js';
 import { boundedText, DEFAULT_MAX_BODY_CHARS } from './http.js';
 import { decodeLobbyMessage, DEFAULT_MAX_MESSAGE_CHARS, encodeLobbyMessage } from './lobby-codec.js';
-import { openWebSocket, textOf, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
+import { createWebSocket, opened, textOf, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 
 type ServerEvents = typeof serverEvents;
 /** Every WebSocket event of the lobby front, by its method name, with its payload type. */
@@ -75,7 +75,7 @@ export class LobbyClient extends Emitter<LobbyEvents> {
   static async connect(options: LobbyClientOptions): Promise<LobbyClient> {
     const wsUrl = new URL(options.url);
     wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = await openWebSocket(wsUrl.href, options.WebSocket);
+    const socket = createWebSocket(wsUrl.href, options.WebSocket);
     const client = new LobbyClient(socket, options);
     const registered = new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no client_registered from the lobby server')), options.timeoutMs ?? 10_000);
@@ -90,6 +90,10 @@ export class LobbyClient extends Emitter<LobbyEvents> {
     });
     socket.addEventListener('message', (event) => client.received(event.data));
     socket.addEventListener('close', (event) => client.closed(event.code, event.reason));
+    await opened(socket, wsUrl.href).catch((error: unknown) => {
+      registered.catch(() => undefined);
+      throw error;
+    });
     client.#token = await registered;
     return client;
   }

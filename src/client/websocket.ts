@@ -26,11 +26,20 @@ export function webSocketConstructor(given: WebSocketConstructor | undefined): W
   return found;
 }
 
-/** Opens a socket and resolves once it is open; rejects if it closes or fails first. */
-export function openWebSocket(url: string, given: WebSocketConstructor | undefined): Promise<WebSocketLike> {
+/** A new socket, reading binary frames as ArrayBuffers in browsers and Node alike. */
+export function createWebSocket(url: string, given: WebSocketConstructor | undefined): WebSocketLike {
   const Constructor = webSocketConstructor(given);
   const socket = new Constructor(url);
   socket.binaryType = 'arraybuffer';
+  return socket;
+}
+
+/**
+ * Resolves once `socket` is open; rejects if it closes or fails first. Attach message listeners
+ * before awaiting it: a server that speaks first (the lobby) can deliver a frame in the same tick
+ * as the open event.
+ */
+export function opened(socket: WebSocketLike, url: string): Promise<WebSocketLike> {
   return new Promise((resolve, reject) => {
     let settled = false;
     socket.addEventListener('open', () => {
@@ -46,6 +55,10 @@ export function openWebSocket(url: string, given: WebSocketConstructor | undefin
       settled = true;
     });
   });
+}
+
+export function openWebSocket(url: string, given: WebSocketConstructor | undefined): Promise<WebSocketLike> {
+  return opened(createWebSocket(url, given), url);
 }
 
 /** A text frame's string; null for binary frames (which these protocols do not use after login). */
