@@ -1,6 +1,6 @@
 // noray/client: the parts of the SDK that run in browsers and Node alike (no node:* imports; a
 // test walks the built import graph). Node-only parts: noray/client/node.
-export { Emitter, type Listener } from './events.js';
+export { Emitter, EventQueue, type Listener } from './events.js';
 export { decodeLobbyMessage, encodeLobbyMessage, type LobbyMessage } from './lobby-codec.js';
 export {
   LobbyClient,
