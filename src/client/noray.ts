@@ -16,6 +16,8 @@ export interface NorayClientOptions {
   readonly registrarPort?: number;
   /** Longer lines from the server close the connection. */
   readonly maxLineLength?: number;
+  /** How long register, connectNat, connectRelay and echo wait for their reply (default 10 s). */
+  readonly timeoutMs?: number;
 }
 
 export interface Address {
@@ -192,7 +194,7 @@ export class NorayClient extends Emitter<NorayEvents> {
     this.socket.write(encodeCommand(command, data));
   }
 
-  /** Resolves with the value of the first of `commands` to arrive, rejects on an `error` line or close first. */
+  /** Resolves with the value of the first of `commands` to arrive; rejects on an `error` line, a close or the timeout first. */
   private reply(commands: Array<'set-pid' | 'connect' | 'connect-relay' | 'echo'>): Promise<Address | string> {
     return new Promise((resolve, reject) => {
       const offs: Array<() => void> = [];
@@ -200,6 +202,9 @@ export class NorayClient extends Emitter<NorayEvents> {
         for (const off of offs) off();
         action();
       };
+      const timeoutMs = this.options.timeoutMs ?? 10_000;
+      const timer = setTimeout(() => settle(() => reject(new Error(`no reply from noray within ${timeoutMs} ms`))), timeoutMs);
+      offs.push(() => clearTimeout(timer));
       offs.push(this.on('error', ({ reason }) => settle(() => reject(new Error(`noray: ${reason}`)))));
       offs.push(this.on('close', () => settle(() => reject(new Error('the noray connection closed')))));
       for (const command of commands) {

@@ -11,6 +11,8 @@ export interface TcpRelayOptions {
   readonly port: number;
   /** A larger announced frame closes the connection without buffering it. */
   readonly maxFrameSize?: number;
+  /** How long init() waits for the relay's answer (default 10 s). */
+  readonly timeoutMs?: number;
 }
 
 export interface RelayedMessage {
@@ -37,7 +39,7 @@ export class TcpRelayClient extends Emitter<TcpRelayEvents> {
 
   private constructor(
     private readonly socket: Socket,
-    options: TcpRelayOptions,
+    private readonly options: TcpRelayOptions,
   ) {
     super();
     this.decoder = new FrameDecoder({ maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE });
@@ -82,11 +84,19 @@ export class TcpRelayClient extends Emitter<TcpRelayEvents> {
   init(id?: string): Promise<string> {
     if (this.initWaiter !== null) return Promise.reject(new Error('an INIT is already under way'));
     const reply = new Promise<string>((resolve, reject) => {
+      const timeoutMs = this.options.timeoutMs ?? 10_000;
+      const timer = setTimeout(() => {
+        offClose();
+        this.initWaiter = null;
+        reject(new Error(`no answer to INIT within ${timeoutMs} ms`));
+      }, timeoutMs);
       const offClose = this.on('close', () => {
+        clearTimeout(timer);
         this.initWaiter = null;
         reject(new Error('the relay connection closed during INIT'));
       });
       this.initWaiter = (answer) => {
+        clearTimeout(timer);
         offClose();
         this.initWaiter = null;
         if (answer.payloadType === 'INIT' && answer.destination !== undefined) {

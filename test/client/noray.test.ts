@@ -171,4 +171,17 @@ describe('NorayClient', () => {
       server.close();
     }
   });
+
+  it('a command the server never answers rejects after timeoutMs', async () => {
+    const server = createServer((socket) => socket.resume()); // reads (and so sees the FIN) but never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = server.address();
+      const noray = await NorayClient.connect({ host: '127.0.0.1', port: typeof address === 'object' && address ? address.port : 0, timeoutMs: 200 });
+      clients.push(noray);
+      await expect(noray.register()).rejects.toThrow(/no reply from noray within 200 ms/);
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -82,4 +82,17 @@ describe('TcpRelayClient', () => {
       server.close();
     }
   });
+
+  it('an INIT the relay never answers rejects after timeoutMs', async () => {
+    const server = createServer((socket) => socket.resume()); // reads (and so sees the FIN) but never answers
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = server.address();
+      const client = await TcpRelayClient.connect({ host: '127.0.0.1', port: typeof address === 'object' && address ? address.port : 0, timeoutMs: 200 });
+      clients.push(client);
+      await expect(client.init('x')).rejects.toThrow(/no answer to INIT within 200 ms/);
+    } finally {
+      server.close();
+    }
+  });
 });
