@@ -3,7 +3,7 @@
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { decodeLobbyMessage, Emitter, encodeLobbyMessage, EventQueue, LobbyClient, mediateOverUdp } from '../../src/client/node.js';
+import { decodeLobbyMessage, Emitter, encodeLobbyMessage, EventQueue, LobbyClient, mediateOverUdp, type LobbyEvents } from '../../src/client/node.js';
 
 type Events = { a: number; b: string; close: Record<string, never> };
 
@@ -96,6 +96,37 @@ describe('mediateOverUdp', () => {
       await lobby.close();
     } finally {
       udp.close();
+      server.close();
+    }
+  });
+});
+
+describe('LobbyClient on hostile input', () => {
+  it('reports what is not a lobby message, or does not fit its schema, as invalid and goes on', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    server.on('connection', (socket) => {
+      socket.send(encodeLobbyMessage('client_registered', { token: 'secret' }));
+      socket.once('message', () => {
+        socket.send('no separator');
+        socket.send(`lobby_closed:${'A'.repeat(70 * 1024)}`); // over the 64 KiB default
+        socket.send(encodeLobbyMessage('lobby_closed', { lobbyId: 7 })); // wrong types
+        socket.send(encodeLobbyMessage('unknown_method', {}));
+        socket.send(Buffer.from('binary'), { binary: true });
+        socket.send(encodeLobbyMessage('lobby_closed', { lobbyId: 'ABCDE', lobbyName: 'fine' }));
+      });
+    });
+    try {
+      const address = server.address();
+      const lobby = await LobbyClient.connect({ url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, WebSocket });
+      const queue = new EventQueue<LobbyEvents>(lobby, ['invalid', 'lobby_closed']);
+      lobby.sendChat('ABCDE', 'go');
+      expect(await queue.next('lobby_closed')).toEqual({ lobbyId: 'ABCDE', lobbyName: 'fine' });
+      const invalid = await Promise.all([1, 2, 3, 4, 5].map(() => queue.next('invalid')));
+      expect(invalid.map((event) => event.text.slice(0, 12))).toEqual(['no separator', 'lobby_closed', expect.stringMatching(/^lobby_closed/), 'unknown_meth', '(binary)']);
+      expect(invalid.every((event) => event.text.length <= 200)).toBe(true);
+      await lobby.close();
+    } finally {
       server.close();
     }
   });
