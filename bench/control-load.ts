@@ -2,12 +2,18 @@
  * Load generator for the control planes (runs as a child process, driven over IPC): noray
  * register+registrar+connect-relay flows, lobby create+join+mediation flows, wsrelay fan-out to
  * phones, tcprelay frames. Each works the same against noray and against the bare baselines.
+ * The noray flow's TCP side uses the client SDK. Raw on purpose: the registrar step (answered at
+ * once here, where the SDK keeps netfox's 100 ms poll, which would cap the load at concurrency /
+ * 100 ms and measure the client's timer), the lobby flow (the SDK's LobbyClient, with fetch and
+ * schema checks, cost the generator about 3x the CPU per flow in `bench:quick`, enough to make the
+ * generator the limit), and the wsrelay fan-out and tcprelay frames, whose receivers count frames
+ * without parsing them.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { NetfoxClient } from '../test/clients/netfox.js';
+import { EventQueue, NorayClient, type NorayEvents } from '../src/client/node.js';
 import { serve } from './lib/rpc.js';
 
 const HOST = '127.0.0.1';
@@ -24,7 +30,7 @@ function udpSocket(): Promise<UdpSocket> {
   });
 }
 
-/** Sends `payload` from `socket` every 100 ms until a datagram comes back (the registrar dance). */
+/** Sends `payload` from `socket` every 100 ms until a datagram comes back (the registrar dance, answered at once). */
 function udpUntilReply(socket: UdpSocket, payload: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let tries = 0;
@@ -77,18 +83,18 @@ function norayFlows(params: { control: number; registrar: number; concurrency: n
     // Each worker keeps its two UDP sockets, so relays are reused rather than piling up.
     const hostUdp = await udpSocket();
     const clientUdp = await udpSocket();
+    const options = { host: HOST, port: params.control, registrarPort: params.registrar };
     return async () => {
-      const [host, client] = await Promise.all([NetfoxClient.connect(params.control), NetfoxClient.connect(params.control)]);
+      const [host, client] = await Promise.all([NorayClient.connect(options), NorayClient.connect(options)]);
+      const hostEvents = new EventQueue<NorayEvents>(host, ['connect-relay']);
       try {
-        await Promise.all([host.registerHost(), client.registerHost()]);
-        const [oid, hostPid, clientPid] = [host.oid, host.pid, client.pid];
-        const [a, b] = await Promise.all([udpUntilReply(hostUdp, hostPid, params.registrar), udpUntilReply(clientUdp, clientPid, params.registrar)]);
+        await Promise.all([host.register(), client.register()]);
+        const [a, b] = await Promise.all([udpUntilReply(hostUdp, host.pid, params.registrar), udpUntilReply(clientUdp, client.pid, params.registrar)]);
         if (a !== 'OK' || b !== 'OK') throw new Error(`registrar said ${a}/${b}`);
-        client.putCommand('connect-relay', oid);
-        await Promise.all([client.next('connect-relay', 10_000), host.next('connect-relay', 10_000)]);
+        await Promise.all([client.connectRelay(host.oid), hostEvents.next('connect-relay')]);
       } finally {
-        host.close();
-        client.close();
+        void host.close();
+        void client.close();
       }
     };
   });

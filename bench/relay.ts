@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Child, cpuPercent, sampleProc } from './lib/child.js';
-import { NetfoxClient } from '../test/clients/netfox.js';
+import { EventQueue, NorayClient, type NorayEvents } from '../src/client/node.js';
 import type { BenchContext } from './context.js';
 
 export type Target = 'noray' | 'bare' | 'direct' | 'native';
@@ -129,15 +129,19 @@ export async function startNoray(ctx: BenchContext, env: Record<string, string>,
   return { server, ports: noray };
 }
 
-/** Registers 2N sessions and introduces them in pairs; returns the relay port each side must send to. */
-async function norayPairs(ctx: BenchContext, ports: NorayPorts, ep: Endpoints): Promise<{ aTargets: number[]; bTargets: number[]; clients: NetfoxClient[] }> {
+/**
+ * Registers 2N sessions and introduces them in pairs; returns the relay port each side must send
+ * to. The UDP registrations come from the peer processes (udp-peer.ts), whose sockets blast.
+ */
+async function norayPairs(ctx: BenchContext, ports: NorayPorts, ep: Endpoints): Promise<{ aTargets: number[]; bTargets: number[]; clients: NorayClient[] }> {
   const n = ep.aPorts.length;
-  const clients: NetfoxClient[] = [];
+  const clients: NorayClient[] = [];
   const register = async () => {
-    const client = await NetfoxClient.connect(ports.control);
+    const client = await NorayClient.connect({ host: '127.0.0.1', port: ports.control, registrarPort: ports.registrar });
     clients.push(client);
-    await client.registerHost();
-    return { client, oid: client.oid, pid: client.pid };
+    const events = new EventQueue<NorayEvents>(client, ['connect-relay']);
+    const { oid, pid } = await client.register();
+    return { client, events, oid, pid };
   };
   const as = [];
   const bs = [];
@@ -153,10 +157,9 @@ async function norayPairs(ctx: BenchContext, ports: NorayPorts, ep: Endpoints): 
   for (let i = 0; i < n; i++) {
     const a = as[i]!;
     const b = bs[i]!;
-    a.client.putCommand('connect-relay', b.oid);
-    const [toB, toA] = await Promise.all([a.client.next('connect-relay', 10_000), b.client.next('connect-relay', 10_000)]);
-    aTargets.push(Number(toB));
-    bTargets.push(Number(toA));
+    const [toB, toA] = await Promise.all([a.client.connectRelay(b.oid), b.events.next('connect-relay')]);
+    aTargets.push(toB.port);
+    bTargets.push(toA.port);
   }
   ctx.log(`  noray: ${n} relay pairs introduced`);
   return { aTargets, bTargets, clients };
@@ -356,7 +359,7 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
         const median = sorted[Math.floor(sorted.length / 2)];
         if (median) results.rtt.push(median);
       }
-      for (const client of relay.clients) client.close();
+      for (const client of relay.clients) void client.close();
     } finally {
       await Promise.all([a.kill(), b.kill()]);
     }
@@ -385,7 +388,7 @@ async function limitCheck(ctx: BenchContext): Promise<RelayResults['limits']> {
     await sleep(ctx.drainMs);
     const got = await b.call<{ received: number }>('counts');
     const stats = await server.call<{ drops: Record<string, number> } | null>('relayStats');
-    for (const client of relay.clients) client.close();
+    for (const client of relay.clients) void client.close();
     const out = {
       offeredPerSec: Math.round(sent.sent / (durationMs / 1000)),
       deliveredPerSec: Math.round(got.received / (durationMs / 1000)),

@@ -1,6 +1,7 @@
 // The import direction of docs/architecture.md, checked on every test run: a codec imports nothing
 // of ours, the core imports only the core, a front never imports another front nor ops, ops imports
-// only the front contract, and only the composition root imports fronts.
+// only the front contract, and only the composition root imports fronts. The client SDK
+// (client/) shares only the fronts' pure wire modules (codecs and schemas) with the server.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -80,9 +81,25 @@ describe('import direction', () => {
     },
   );
 
-  it('only the composition root imports fronts', () => {
+  /** A front's pure description of its wire: its codec and its schemas, which import nothing of ours but zod. */
+  const isWireModule = (path: string) => /^fronts\/[^/]+\/(codec|schemas)\.ts$/.test(path);
+
+  it.each(all.filter((f) => f.path.startsWith('client/')).map((f) => [f.path, f.imports]))(
+    '%s (client SDK) imports only the SDK and the fronts\' wire modules',
+    (_path, imports) => {
+      expect(imports.filter((target) => !target.startsWith('client/') && !isWireModule(target))).toEqual([]);
+    },
+  );
+
+  it('the fronts\' schemas import nothing of ours (the client SDK ships them to browsers)', () => {
+    const schemas = all.filter((f) => /^fronts\/[^/]+\/schemas\.ts$/.test(f.path));
+    expect(schemas.length).toBeGreaterThan(0);
+    for (const f of schemas) expect(f.imports).toEqual([]);
+  });
+
+  it('only the composition root imports fronts (and the client SDK their wire modules)', () => {
     const importers = all
-      .filter((f) => !f.path.startsWith('fronts/') && f.imports.some((target) => frontOf(target) !== undefined))
+      .filter((f) => !f.path.startsWith('fronts/') && !f.path.startsWith('client/') && f.imports.some((target) => frontOf(target) !== undefined))
       .map((f) => f.path);
     expect(importers).toEqual(['app.ts']);
   });

@@ -12,9 +12,9 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const run = promisify(execFile);
 
-/** Runs `node examples/NAME 127.0.0.1 PORT` from the clone, as README says; resolves with its lines. */
-async function example(name: string, serverPort: number): Promise<string[]> {
-  const { stdout, stderr } = await run(process.execPath, [join('examples', name), '127.0.0.1', String(serverPort)], {
+/** Runs `node examples/NAME 127.0.0.1 PORT...` from the clone, as README says; resolves with its lines. */
+async function example(name: string, ...serverPorts: number[]): Promise<string[]> {
+  const { stdout, stderr } = await run(process.execPath, [join('examples', name), '127.0.0.1', ...serverPorts.map(String)], {
     cwd: ROOT,
     timeout: 25_000,
   });
@@ -33,7 +33,7 @@ describe('examples/', () => {
   it('lobby.mjs: create, list, join, chat, mediation, punch-through, lobby closed; exit 0', async () => {
     const app = await startApp({ lobbyHttpPort: 0, lobbyUdpPort: 0 });
     const lines = await example('lobby.mjs', port(app, 'lobby', 'http'));
-    const lobbyId = /"lobbyId":"([^"]+)"/.exec(lines.join('\n'))?.[1] ?? 'missing';
+    const lobbyId = /^Alice created lobby (\S+)$/m.exec(lines.join('\n'))?.[1] ?? 'missing';
     const shown = lines.map((line) => line.replaceAll(lobbyId, 'ID').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT'));
     // The two punch-throughs run at once: either may finish first.
     const heard = shown.splice(11, 2).sort();
@@ -41,13 +41,13 @@ describe('examples/', () => {
     expect(shown).toEqual([
       'Alice registered',
       'Bob registered',
-      'POST /lobbies -> 201 {"lobbyName":"Friday night","lobbyId":"ID"}',
-      'GET /lobbies -> 200 {"lobbies":[{"name":"Friday night","id":"ID","currentMembers":1,"maxMembers":4}]}',
-      'POST /lobbies/ID/join -> 200 {"lobbyId":"ID","lobbyName":"Friday night","lobbyMembers":["Alice","Bob"],"host":"Alice"}',
+      'Alice created lobby ID',
+      'Bob sees [{"name":"Friday night","id":"ID","currentMembers":1,"maxMembers":4}]',
+      'Bob joined; members: Alice, Bob',
       'Alice got lobby_peerConnect: Bob',
       'Alice got lobby_messaging_received: Bob says "ready?"',
       'Bob got lobby_messaging_received: Bob says "ready?"',
-      'POST /lobbies/ID/ptp/start -> 200',
+      'Alice started mediation',
       'Alice got ptpMediation_peersConnection_start: peers 127.0.0.1:PORT',
       'Bob got ptpMediation_peersConnection_start: peers 127.0.0.1:PORT',
       'Alice got ptpMediation_success, then lobby_closed "Friday night"',
@@ -60,10 +60,10 @@ describe('examples/', () => {
   it('wsrelay.mjs: a screen and a phone in one room, messages both ways; exit 0', async () => {
     const app = await startApp({ wsrelayPort: 0 });
     expect(await example('wsrelay.mjs', port(app, 'wsrelay', 'ws'))).toEqual([
-      'screen got {"action":"connect","client_id":"42"}',
+      'screen: phone 42 joined',
       'screen got {"steer":-0.5,"client_id":"42"}',
-      'phone got {"receiver_id":"42","welcome":true}',
-      'screen got {"action":"disconnect","client_id":"42"}',
+      'phone got {"welcome":true,"receiver_id":"42"}',
+      'screen: phone 42 left',
       'done',
     ]);
   });
@@ -71,10 +71,25 @@ describe('examples/', () => {
   it('tcprelay.mjs: two clients take ids and message each other; exit 0', async () => {
     const app = await startApp({ tcprelayPort: 0 });
     expect(await example('tcprelay.mjs', port(app, 'tcprelay', 'tcp'))).toEqual([
-      'alice got {"payloadType":"INIT","destination":"alice"}',
-      'bob got {"payloadType":"INIT","destination":"bob"}',
-      'bob got {"payloadType":"MESSAGE","source":"alice","destination":"bob","payload":"hi bob"}',
-      'alice got {"payloadType":"MESSAGE","source":"bob","destination":"alice","payload":"hi alice"}',
+      'ids: alice, bob',
+      'bob got "hi bob" from alice',
+      'alice got "hi alice" from bob',
+      'done',
+    ]);
+  });
+
+  it('noray.mjs: register, connect, handshake directly and through the relay; exit 0', async () => {
+    const app = await startApp({ socketPort: 0, udpRegistrarPort: 0, udpRelayPorts: [0, 0] });
+    const lines = await example('noray.mjs', port(app, 'noray', 'control'), port(app, 'noray', 'registrar'));
+    expect(lines.map((line) => line.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT'))).toEqual([
+      'host registered as friday-night',
+      'guest registered',
+      'guest: connect friday-night -> host at 127.0.0.1:PORT',
+      'host: guest at 127.0.0.1:PORT',
+      'handshake directly: host ok, guest ok',
+      'guest: connect-relay -> send to 127.0.0.1:PORT',
+      'host: connect-relay -> send to 127.0.0.1:PORT',
+      'handshake through the relay: host ok, guest ok',
       'done',
     ]);
   });

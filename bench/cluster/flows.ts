@@ -5,7 +5,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { Agent, request } from 'node:http';
 import WebSocket from 'ws';
-import { NetfoxClient } from '../../test/clients/netfox.js';
+import { EventQueue, NorayClient, type NorayEvents } from '../../src/client/node.js';
 
 export interface LoopResult {
   flows: number;
@@ -115,22 +115,26 @@ export function norayWorker(ports: NorayPorts, pick: Pick): (index: number) => P
       clientUdp.close();
     };
     const run = async () => {
-      const [host, client] = await Promise.all([NetfoxClient.connect(ports.control, hostNode), NetfoxClient.connect(ports.control, clientNode)]);
+      const [host, client] = await Promise.all([
+        NorayClient.connect({ host: hostNode, port: ports.control }),
+        NorayClient.connect({ host: clientNode, port: ports.control }),
+      ]);
+      const hostEvents = new EventQueue<NorayEvents>(host, ['connect']);
       try {
-        await Promise.all([host.registerHost(), client.registerHost()]);
+        await Promise.all([host.register(), client.register()]);
+        // The registrar step stays raw: answered at once, not netfox's 100 ms poll (the load would be timer-bound).
         const [a, b] = await Promise.all([
           registerUdp(hostUdp, host.pid, hostNode, ports.registrar),
           registerUdp(clientUdp, client.pid, clientNode, ports.registrar),
         ]);
         if (a !== 'OK' || b !== 'OK') throw new Error(`registrar said ${a}/${b}`);
-        client.putCommand('connect', host.oid);
-        const [toClient, toHost] = await Promise.all([client.next('connect', FLOW_TIMEOUT_MS), host.next('connect', FLOW_TIMEOUT_MS)]);
-        if (!toClient.endsWith(`:${hostUdp.address().port}`) || !toHost.endsWith(`:${clientUdp.address().port}`)) {
-          throw new Error(`connect gave ${toClient} / ${toHost}`);
+        const [toClient, toHost] = await Promise.all([client.connectNat(host.oid), hostEvents.next('connect', FLOW_TIMEOUT_MS)]);
+        if (toClient.port !== hostUdp.address().port || toHost.port !== clientUdp.address().port) {
+          throw new Error(`connect gave ${toClient.address}:${toClient.port} / ${toHost.address}:${toHost.port}`);
         }
       } finally {
-        host.close();
-        client.close();
+        void host.close();
+        void client.close();
       }
     };
     return { run, close };

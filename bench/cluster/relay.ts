@@ -4,8 +4,8 @@
  * set up exactly as netfox does it, then ping-pong RTT and one-way throughput through it. Runs in
  * the runner's process; the caller samples the nodes' CPU around `throughput`.
  */
-import type { Socket as UdpSocket } from 'node:dgram';
-import { bindLocalPort, NetfoxClient } from '../../test/clients/netfox.js';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { EventQueue, NorayClient, type NorayEvents } from '../../src/client/node.js';
 
 export interface RelayPair {
   /** The host's game socket (its registered port, on its node's address). */
@@ -23,30 +23,29 @@ export interface RelayPair {
  * send to the relay port on the node they opened TCP to (like test/cluster/three-nodes.test.ts).
  */
 export async function relayPair(control: number, registrar: number, hostNode: string, clientNode: string): Promise<RelayPair> {
-  const host = await NetfoxClient.connect(control, hostNode, hostNode);
-  const client = await NetfoxClient.connect(control, clientNode, clientNode);
   const sockets: UdpSocket[] = [];
+  const clients: NorayClient[] = [];
   const close = () => {
-    host.close();
-    client.close();
+    for (const client of clients) void client.close();
     for (const socket of sockets) socket.close();
   };
+  /** A player on `node`: TCP to it, its game socket on its address, registered with its registrar. */
+  const player = async (node: string) => {
+    const noray = await NorayClient.connect({ host: node, port: control, registrarPort: registrar });
+    clients.push(noray);
+    const events = new EventQueue<NorayEvents>(noray, ['connect-relay']);
+    await noray.register();
+    const udp = createSocket('udp4');
+    sockets.push(udp);
+    udp.on('error', () => undefined);
+    await new Promise<void>((resolve) => udp.bind(0, node, () => resolve()));
+    await noray.registerRemote({ socket: udp });
+    return { noray, events, udp };
+  };
   try {
-    await Promise.all([host.registerHost(), client.registerHost()]);
-    const [a, b] = await Promise.all([host.registerRemote(registrar), client.registerRemote(registrar)]);
-    if (a !== 'OK' || b !== 'OK') throw new Error(`registrar said ${a}/${b}`);
-    client.putCommand('connect-relay', host.oid);
-    const [toHostPort, toClientPort] = await Promise.all([client.next('connect-relay', 5000), host.next('connect-relay', 5000)]);
-    const hostRelayPort = Number(toHostPort);
-    const clientRelayPort = Number(toClientPort);
-    if (!(hostRelayPort > 0) || !(clientRelayPort > 0)) throw new Error(`connect-relay gave ${toHostPort} / ${toClientPort}`);
-    const hostUdp = await bindLocalPort(host.localPort, hostNode);
-    sockets.push(hostUdp);
-    const clientUdp = await bindLocalPort(client.localPort, clientNode);
-    sockets.push(clientUdp);
-    hostUdp.on('error', () => undefined);
-    clientUdp.on('error', () => undefined);
-    return { hostUdp, clientUdp, toClient: { address: hostNode, port: clientRelayPort }, toHost: { address: clientNode, port: hostRelayPort }, close };
+    const [host, client] = await Promise.all([player(hostNode), player(clientNode)]);
+    const [toHost, toClient] = await Promise.all([client.noray.connectRelay(host.noray.oid), host.events.next('connect-relay', 5000)]);
+    return { hostUdp: host.udp, clientUdp: client.udp, toClient, toHost, close };
   } catch (error) {
     close();
     throw error;

@@ -1,10 +1,24 @@
-// Well-behaved clients: one function per front that runs one complete flow and verifies every
-// answer. Anything unexpected throws; the caller counts it as an error of a well-behaved client.
+// Well-behaved clients, written with the client SDK (src/client/): one function per front that
+// runs one complete flow and verifies every answer. Anything unexpected throws; the caller counts
+// it as an error of a well-behaved client. (The chaos clients and the SIGTERM observers stay on
+// raw sockets: they break the protocols on purpose or watch for a TCP FIN.)
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { handshakeOverPacketPeer, NetfoxClient } from '../../test/clients/netfox.js';
-import { OrionClient } from '../../test/clients/orion.js';
-import { RoccoClient, type Received } from '../../test/clients/rocco.js';
-import { loginClient, loginServer, type WsPeer } from '../../test/clients/carparty.js';
+import { WebSocket } from 'ws';
+import {
+  EventQueue,
+  GameServer,
+  handshake,
+  LobbyClient,
+  mediateOverUdp,
+  NorayClient,
+  Phone,
+  TcpRelayClient,
+  type GameServerEvents,
+  type LobbyEvents,
+  type NorayEvents,
+  type PhoneEvents,
+  type TcpRelayEvents,
+} from '../../src/client/node.js';
 import { HOST, type Ports } from './server.js';
 import { check, expectEqual, rnd, sleep, within } from './util.js';
 
@@ -43,28 +57,10 @@ export class RelayBudget {
 
 // ---- noray ----------------------------------------------------------------------------------
 
-/** register_remote with a socket that stays open (the game keeps using that local port). */
-async function registerUdp(client: NetfoxClient, registrar: number): Promise<UdpSocket> {
+async function gameSocket(): Promise<UdpSocket> {
   const udp = createSocket('udp4');
   await new Promise<void>((resolve) => udp.bind(0, HOST, () => resolve()));
-  try {
-    let reply: string | null = null;
-    const onMessage = (message: Buffer, info: RemoteInfo) => {
-      if (info.port === registrar) reply = message.toString('utf8');
-    };
-    udp.on('message', onMessage);
-    const deadline = Date.now() + 8000;
-    while (reply === null && Date.now() < deadline) {
-      udp.send(client.pid, registrar, HOST);
-      await sleep(100);
-    }
-    udp.off('message', onMessage);
-    expectEqual(reply, 'OK', 'registrar reply');
-    return udp;
-  } catch (error) {
-    udp.close();
-    throw error;
-  }
+  return udp;
 }
 
 /** Sends `text` to port every 100 ms until `receiver` has it from `fromPort`; bounded. */
@@ -94,43 +90,41 @@ async function deliver(sender: UdpSocket, port: number, receiver: UdpSocket, fro
 export async function norayFlow(ports: Ports, tag: string, budget: RelayBudget, stop: () => boolean): Promise<boolean> {
   const closers: Array<() => void> = [];
   let relayed = false;
+  const player = async (role: string) => {
+    const noray = await within(NorayClient.connect({ host: HOST, port: ports.control, registrarPort: ports.registrar }), STEP_MS, `noray ${role} connect`);
+    closers.push(() => void noray.close());
+    const events = new EventQueue<NorayEvents>(noray, ['connect', 'connect-relay']);
+    await within(noray.register(), STEP_MS, `${role} register-host`);
+    const udp = await gameSocket();
+    closers.push(() => udp.close());
+    // register_remote from the socket the game keeps using (netfox's timing: 100 ms, up to 8 s).
+    await noray.registerRemote({ socket: udp });
+    return { noray, events, udp, port: udp.address().port };
+  };
   try {
-    const host = await within(NetfoxClient.connect(ports.control), STEP_MS, 'noray host connect');
-    closers.push(() => host.close());
-    const client = await within(NetfoxClient.connect(ports.control), STEP_MS, 'noray client connect');
-    closers.push(() => client.close());
-    await within(host.registerHost(), STEP_MS, 'host register-host');
-    await within(client.registerHost(), STEP_MS, 'client register-host');
-    check(host.oid.length === 21 && host.pid.length === 128, `odd ids: oid ${host.oid.length}, pid ${host.pid.length}`);
-    const hostUdp = await registerUdp(host, ports.registrar);
-    closers.push(() => hostUdp.close());
-    const clientUdp = await registerUdp(client, ports.registrar);
-    closers.push(() => clientUdp.close());
-    const hostPort = hostUdp.address().port;
-    const clientPort = clientUdp.address().port;
+    const host = await player('host');
+    const client = await player('client');
+    check(host.noray.oid.length === 21 && host.noray.pid.length === 128, `odd ids: oid ${host.noray.oid.length}, pid ${host.noray.pid.length}`);
 
-    client.putCommand('connect', host.oid);
-    expectEqual(await client.next('connect', STEP_MS), `${HOST}:${hostPort}`, 'connect to requester');
-    expectEqual(await host.next('connect', STEP_MS), `${HOST}:${clientPort}`, 'connect to host');
+    expectEqual(await within(client.noray.connectNat(host.noray.oid), STEP_MS, 'connect'), { address: HOST, port: host.port }, 'connect to requester');
+    expectEqual(await host.events.next('connect', STEP_MS), { address: HOST, port: client.port }, 'connect to host');
     const [a, b] = await Promise.all([
-      handshakeOverPacketPeer(clientUdp, HOST, hostPort, 4000),
-      handshakeOverPacketPeer(hostUdp, HOST, clientPort, 4000),
+      handshake(client.udp, HOST, host.port, { timeoutMs: 4000 }),
+      handshake(host.udp, HOST, client.port, { timeoutMs: 4000 }),
     ]);
-    check(a.ok && b.ok, 'direct handshake failed');
+    check(a && b, 'direct handshake failed');
 
     if (!(await budget.acquire(2, stop))) return false;
     relayed = true;
-    client.putCommand('connect-relay', host.oid);
-    const hostRelay = Number(await client.next('connect-relay', STEP_MS));
-    const clientRelay = Number(await host.next('connect-relay', STEP_MS));
+    const hostRelay = (await within(client.noray.connectRelay(host.noray.oid), STEP_MS, 'connect-relay')).port;
+    const clientRelay = (await host.events.next('connect-relay', STEP_MS)).port;
     check(ports.relay.includes(hostRelay) && ports.relay.includes(clientRelay), `relay ports ${hostRelay}/${clientRelay} not in range`);
     check(hostRelay !== clientRelay, 'both sides got the same relay port');
     for (let i = 0; i < 4; i++) {
-      await deliver(clientUdp, hostRelay, hostUdp, clientRelay, `c2h ${tag} ${i}`);
-      await deliver(hostUdp, clientRelay, clientUdp, hostRelay, `h2c ${tag} ${i}`);
+      await deliver(client.udp, hostRelay, host.udp, clientRelay, `c2h ${tag} ${i}`);
+      await deliver(host.udp, clientRelay, client.udp, hostRelay, `h2c ${tag} ${i}`);
     }
-    host.putCommand('echo', tag);
-    expectEqual(await host.next('echo', STEP_MS), tag, 'echo');
+    expectEqual(await within(host.noray.echo(tag), STEP_MS, 'echo'), tag, 'echo');
     return true;
   } finally {
     if (relayed) budget.release(2);
@@ -140,213 +134,205 @@ export async function norayFlow(ports: Ports, tag: string, budget: RelayBudget, 
 
 // ---- lobby ----------------------------------------------------------------------------------
 
+const LOBBY_EVENTS = [
+  'lobby_peerConnect',
+  'lobby_peerDisconnect',
+  'lobby_closed',
+  'lobby_messaging_received',
+  'ptpMediation_send',
+  'ptpMediation_peersConnection_start',
+  'ptpMediation_success',
+  'ptpMediation_aborted',
+] as const;
+
 interface Member {
   name: string;
-  client: OrionClient;
+  client: LobbyClient;
+  events: EventQueue<LobbyEvents>;
+  udp: UdpSocket;
 }
 
 export async function lobbyFlow(ports: Ports, tag: string): Promise<boolean> {
-  const everyone: OrionClient[] = [];
+  const everyone: Member[] = [];
+  const member = async (name: string): Promise<Member> => {
+    const client = await within(LobbyClient.connect({ url: `http://${HOST}:${ports.lobbyHttp}`, WebSocket }), STEP_MS, 'lobby connect');
+    const events = new EventQueue<LobbyEvents>(client, LOBBY_EVENTS);
+    // The UDP step from the member's game socket, again every 300 ms until the peers list comes.
+    const { socket: udp } = await mediateOverUdp(client, { bindAddress: HOST, resendMs: 300 });
+    const joined = { name, client, events, udp };
+    everyone.push(joined);
+    return joined;
+  };
   try {
-    const host = await within(OrionClient.connect(ports.lobbyHttp, ports.lobbyUdp), STEP_MS, 'lobby host connect');
-    everyone.push(host);
+    const host = await member('host');
     const joiners = 1 + rnd(3);
-    const created = await host.createLobby({
+    const { lobbyId } = await host.client.createLobby({
       hostName: 'host',
       lobbyName: `lobby ${tag}`,
       isPublic: rnd(2) === 0,
       maxMembers: joiners + 1 + rnd(2),
     });
-    expectEqual(created.status, 201, `create lobby (${created.text})`);
-    const lobbyId = (created.body as { lobbyId: string }).lobbyId;
     check(/^[0-9A-Z]{5}$/.test(lobbyId), `odd lobby id ${lobbyId}`);
-    const members: Member[] = [{ name: 'host', client: host }];
+    const members: Member[] = [host];
     for (let j = 0; j < joiners; j++) {
-      const client = await within(OrionClient.connect(ports.lobbyHttp, ports.lobbyUdp), STEP_MS, 'lobby peer connect');
-      everyone.push(client);
-      const name = `peer${j}`;
-      const joined = await client.join(lobbyId, name);
-      expectEqual(joined.status, 200, `join (${joined.text})`);
-      const body = joined.body as { lobbyMembers: string[]; host: string };
-      expectEqual(body.lobbyMembers, [...members.map((m) => m.name), name], 'lobbyMembers');
-      for (const member of members) {
-        expectEqual(await member.client.next('lobby_peerConnect'), { lobbyId, peerName: name }, 'peerConnect');
-      }
-      members.push({ name, client });
+      const joiner = await member(`peer${j}`);
+      const joined = await joiner.client.joinLobby(lobbyId, joiner.name);
+      expectEqual(joined.lobbyMembers, [...members.map((m) => m.name), joiner.name], 'lobbyMembers');
+      for (const m of members) expectEqual(await m.events.next('lobby_peerConnect'), { lobbyId, peerName: joiner.name }, 'peerConnect');
+      members.push(joiner);
     }
 
     const speaker = members[rnd(members.length)] as Member;
     const text = `hi from ${speaker.name} ${tag}`;
-    speaker.client.chat(lobbyId, text);
-    for (const member of members) {
-      const got = (await member.client.next('lobby_messaging_received')) as { lobbyId: string; message: { senderName: string; message: string } };
+    speaker.client.sendChat(lobbyId, text);
+    for (const m of members) {
+      const got = await m.events.next('lobby_messaging_received');
       expectEqual([got.lobbyId, got.message.senderName, got.message.message], [lobbyId, speaker.name, text], 'chat');
     }
 
+    const closed = { lobbyId, lobbyName: `lobby ${tag}` };
     const variant = rnd(10);
     if (variant === 8) {
       // The host leaves before mediation: everyone else is told the lobby closed.
-      await host.close();
-      for (const member of members.slice(1)) {
-        expectEqual(await member.client.next('lobby_closed'), { lobbyId, lobbyName: `lobby ${tag}` }, 'lobby_closed (host left)');
-      }
+      await host.client.close();
+      for (const m of members.slice(1)) expectEqual(await m.events.next('lobby_closed'), closed, 'lobby_closed (host left)');
       return true;
     }
     if (variant === 9 && members.length > 2) {
       // A member leaves before mediation; the rest go on.
       const leaver = members.pop() as Member;
       await leaver.client.close();
-      for (const member of members) {
-        expectEqual(await member.client.next('lobby_peerDisconnect'), { lobbyId, peerName: leaver.name }, 'peerDisconnect');
-      }
+      for (const m of members) expectEqual(await m.events.next('lobby_peerDisconnect'), { lobbyId, peerName: leaver.name }, 'peerDisconnect');
     }
 
-    const started = await host.startMediation(lobbyId);
-    expectEqual(started.status, 200, `ptp/start (${started.text})`);
-    for (const member of members) {
-      expectEqual(await member.client.next('ptpMediation_send'), { port: ports.lobbyUdp }, 'ptpMediation_send');
-    }
+    await host.client.startMediation(lobbyId);
+    for (const m of members) expectEqual(await m.events.next('ptpMediation_send'), { port: ports.lobbyUdp }, 'ptpMediation_send');
     if ((variant === 6 || variant === 7) && members.length > 2) {
       // A member leaves mid-mediation: the others are told and the mediation aborts.
       const leaver = members.pop() as Member;
       await leaver.client.close();
-      for (const member of members) {
-        expectEqual(await member.client.next('lobby_peerDisconnect'), { lobbyId, peerName: leaver.name }, 'peerDisconnect');
-        expectEqual(await member.client.next('ptpMediation_aborted'), { abortReason: 'Lobby members changed.' }, 'aborted');
+      for (const m of members) {
+        expectEqual(await m.events.next('lobby_peerDisconnect'), { lobbyId, peerName: leaver.name }, 'peerDisconnect');
+        expectEqual(await m.events.next('ptpMediation_aborted'), { abortReason: 'Lobby members changed.' }, 'aborted');
       }
-      await host.close();
-      for (const member of members.slice(1)) {
-        expectEqual(await member.client.next('lobby_closed'), { lobbyId, lobbyName: `lobby ${tag}` }, 'lobby_closed');
-      }
+      await host.client.close();
+      for (const m of members.slice(1)) expectEqual(await m.events.next('lobby_closed'), closed, 'lobby_closed');
       return true;
     }
 
-    // Every member sends its UDP packet (again every 300 ms until the peers list arrives).
-    const peersOf = await Promise.all(
-      members.map(async (member) => {
-        const peers = member.client.next('ptpMediation_peersConnection_start');
-        let done = false;
-        void peers.finally(() => (done = true)).catch(() => undefined);
-        for (let i = 0; i < 20 && !done; i++) {
-          await member.client.sendUdp();
-          await sleep(300);
-        }
-        return (await peers) as { peers: Array<{ ip: string; port: number }> };
-      }),
-    );
-    const addressOf = (member: Member) => ({ ip: HOST, port: member.client.udpLocalPort });
+    const peersOf = await Promise.all(members.map((m) => m.events.next('ptpMediation_peersConnection_start')));
+    const addressOf = (m: Member) => ({ ip: HOST, port: m.udp.address().port });
     expectEqual(peersOf[0]?.peers, members.slice(1).map(addressOf), 'peers for the host');
     for (let i = 1; i < members.length; i++) expectEqual(peersOf[i]?.peers, [addressOf(members[0] as Member)], 'peers for a member');
-    for (const member of members) member.client.sendWs('ptpMediation_peersConnection_success', { token: member.client.token });
-    for (const member of members) {
-      expectEqual(await member.client.next('ptpMediation_success'), {}, 'ptpMediation_success');
-      expectEqual(await member.client.next('lobby_closed'), { lobbyId, lobbyName: `lobby ${tag}` }, 'lobby_closed (success)');
+    for (const m of members) m.client.reportPeersConnected();
+    for (const m of members) {
+      expectEqual(await m.events.next('ptpMediation_success'), {}, 'ptpMediation_success');
+      expectEqual(await m.events.next('lobby_closed'), closed, 'lobby_closed (success)');
     }
     return true;
   } finally {
-    await Promise.all(everyone.map((client) => client.close().catch(() => undefined)));
+    for (const m of everyone) m.udp.close();
+    await Promise.all(everyone.map((m) => m.client.close().catch(() => undefined)));
   }
 }
 
 // ---- wsrelay --------------------------------------------------------------------------------
 
-const next = (peer: WsPeer, what: string) => within(peer.next(), STEP_MS, what);
-
 export async function wsrelayFlow(ports: Ports, tag: string): Promise<boolean> {
-  const peers: WsPeer[] = [];
+  const peers: Array<GameServer | Phone> = [];
   try {
+    const url = `ws://${HOST}:${ports.ws}/`;
     const code = `soak-${tag}`;
-    const server = await within(loginServer(ports.ws, code), STEP_MS, 'wsrelay server login');
+    const server = await within(GameServer.open({ url, WebSocket, code }), STEP_MS, 'wsrelay server login');
     peers.push(server);
-    const phones: Array<{ id: string; peer: WsPeer }> = [];
+    const heard = new EventQueue<GameServerEvents>(server, ['connect', 'disconnect', 'message']);
+    const phones: Array<{ id: string; phone: Phone; inbox: EventQueue<PhoneEvents> }> = [];
     const count = 2 + rnd(3);
     for (let i = 0; i < count; i++) {
       const id = `p${i}`;
-      const peer = await within(loginClient(ports.ws, server, code, id), STEP_MS, 'wsrelay phone login');
-      peers.push(peer);
-      phones.push({ id, peer });
+      const phone = await within(Phone.join({ url, WebSocket, code, clientId: id }), STEP_MS, 'wsrelay phone login');
+      peers.push(phone);
+      phones.push({ id, phone, inbox: new EventQueue<PhoneEvents>(phone, ['message', 'close']) });
+      expectEqual(await heard.next('connect', STEP_MS), { clientId: id }, 'connect notice');
     }
+    const text = async (inbox: EventQueue<PhoneEvents>, what: string) => (await within(inbox.next('message', STEP_MS), STEP_MS, what)).text;
     // Server -> every phone, byte for byte.
     const all = `{"t":"state","tag":"${tag}","n":1}`;
-    server.send(all);
-    for (const phone of phones) expectEqual(await next(phone.peer, 'broadcast'), all, 'broadcast');
+    server.sendRaw(all);
+    for (const phone of phones) expectEqual(await text(phone.inbox, 'broadcast'), all, 'broadcast');
     // Server -> one phone by receiver_id; a marker after it shows the others did not get it.
     const target = phones[rnd(phones.length)] as (typeof phones)[number];
     const one = `{"receiver_id":"${target.id}","t":"private"}`;
     const mark = '{"t":"mark"}';
-    server.send(one);
-    server.send(mark);
+    server.sendRaw(one);
+    server.sendRaw(mark);
     for (const phone of phones) {
-      if (phone === target) expectEqual(await next(phone.peer, 'targeted'), one, 'targeted message');
-      expectEqual(await next(phone.peer, 'marker'), mark, `marker for ${phone.id}`);
+      if (phone === target) expectEqual(await text(phone.inbox, 'targeted'), one, 'targeted message');
+      expectEqual(await text(phone.inbox, 'marker'), mark, `marker for ${phone.id}`);
     }
     // Phones -> server: stamped with the sender's id, big integers exact.
-    for (const phone of phones) phone.peer.send(`{"t":"input","big":12345678901234567890,"client_id":"forged"}`);
+    for (const phone of phones) phone.phone.sendRaw(`{"t":"input","big":12345678901234567890,"client_id":"forged"}`);
     const seen = new Set<string>();
     for (let i = 0; i < phones.length; i++) {
-      const text = await next(server, 'phone message');
-      check(text.includes('12345678901234567890'), `big integer changed: ${text}`);
-      const parsed = JSON.parse(text) as { client_id: string; t: string };
-      expectEqual(parsed.t, 'input', 'phone message body');
-      seen.add(parsed.client_id);
+      const message = await heard.next('message', STEP_MS);
+      check(message.text.includes('12345678901234567890'), `big integer changed: ${message.text}`);
+      expectEqual([message.data.t, message.data.client_id], ['input', message.clientId], 'phone message body');
+      seen.add(message.clientId);
     }
     expectEqual([...seen].sort(), phones.map((p) => p.id).sort(), 'stamped client ids');
     // One phone leaves: the server is told.
     const leaver = phones.shift() as (typeof phones)[number];
-    await within(leaver.peer.close(), STEP_MS, 'phone close');
-    expectEqual(await next(server, 'disconnect notice'), JSON.stringify({ action: 'disconnect', client_id: leaver.id }), 'disconnect notice');
+    await within(leaver.phone.close(), STEP_MS, 'phone close');
+    expectEqual(await heard.next('disconnect', STEP_MS), { clientId: leaver.id }, 'disconnect notice');
     // The server leaves: every phone gets a close frame.
     await within(server.close(), STEP_MS, 'server close');
-    for (const phone of phones) {
-      const closed = await within(phone.peer.closed, STEP_MS, 'phone closed after server left');
-      expectEqual(closed.code, 1000, 'phone close code');
-    }
+    for (const phone of phones) expectEqual((await phone.inbox.next('close', STEP_MS)).code, 1000, 'phone close code');
     return true;
   } finally {
-    for (const peer of peers) peer.ws.terminate();
+    await Promise.all(peers.map((peer) => peer.close().catch(() => undefined)));
   }
 }
 
 // ---- tcprelay -------------------------------------------------------------------------------
 
-const nextFrame = (client: RoccoClient, what: string): Promise<Received> => within(client.next(), STEP_MS, what);
-
 export async function tcprelayFlow(ports: Ports, tag: string): Promise<boolean> {
-  const clients: RoccoClient[] = [];
+  const clients: TcpRelayClient[] = [];
+  const open = async (id?: string) => {
+    const client = await within(TcpRelayClient.connect({ host: HOST, port: ports.tcp }), STEP_MS, 'tcprelay connect');
+    clients.push(client);
+    const inbox = new EventQueue<TcpRelayEvents>(client, ['message', 'error']);
+    const taken = await within(client.init(id), STEP_MS, id === undefined ? 'INIT without id' : 'INIT with id');
+    return { client, inbox, id: taken };
+  };
   try {
-    const a = await within(RoccoClient.open(ports.tcp), STEP_MS, 'tcprelay connect');
-    clients.push(a);
-    const idA = await within(a.init(), STEP_MS, 'INIT without id');
+    const a = await open();
     const wanted = `soak-${tag}`;
-    const b = await within(RoccoClient.open(ports.tcp), STEP_MS, 'tcprelay connect');
-    clients.push(b);
-    expectEqual(await within(b.init(wanted), STEP_MS, 'INIT with id'), wanted, 'INIT with id');
+    const b = await open(wanted);
+    expectEqual(b.id, wanted, 'INIT with id');
     if (rnd(4) === 0) {
-      const c = await within(RoccoClient.open(ports.tcp), STEP_MS, 'tcprelay connect');
+      const c = await within(TcpRelayClient.connect({ host: HOST, port: ports.tcp }), STEP_MS, 'tcprelay connect');
       clients.push(c);
-      c.send({ payloadType: 'INIT', source: wanted });
-      const reply = await nextFrame(c, 'duplicate INIT reply');
-      expectEqual([reply.payloadType, reply.payload], ['ERROR', `ClientId: ${wanted} is already initialized`], 'duplicate INIT');
+      const refused = await within(c.init(wanted).then(() => 'accepted', (error: Error) => error.message), STEP_MS, 'duplicate INIT reply');
+      expectEqual(refused, `INIT refused: ClientId: ${wanted} is already initialized`, 'duplicate INIT');
     }
     for (let i = 0; i < 5; i++) {
       const ab = `a→b "${tag}" ${i} ✓`;
-      a.message(wanted, ab);
-      expectEqual(await nextFrame(b, 'a→b'), { payloadType: 'MESSAGE', source: idA, destination: wanted, payload: ab }, 'a→b');
+      a.client.send(wanted, ab);
+      expectEqual(await b.inbox.next('message', STEP_MS), { source: a.id, destination: wanted, payload: ab }, 'a→b');
       const ba = `b→a ${i} \\ é`;
-      b.message(idA, ba);
-      expectEqual(await nextFrame(a, 'b→a'), { payloadType: 'MESSAGE', source: wanted, destination: idA, payload: ba }, 'b→a');
+      b.client.send(a.id, ba);
+      expectEqual(await a.inbox.next('message', STEP_MS), { source: wanted, destination: a.id, payload: ba }, 'b→a');
     }
     // CLOSE frees a's id; a's next MESSAGE proves the server handled it, then b cannot reach a.
-    a.send({ payloadType: 'CLOSE' });
-    a.message(wanted, 'after close');
-    const refused = await nextFrame(a, 'MESSAGE after CLOSE');
-    expectEqual(refused.payloadType, 'ERROR', 'MESSAGE after CLOSE');
-    b.message(idA, 'to a closed id');
-    const unknown = await nextFrame(b, 'MESSAGE to a closed id');
-    check(unknown.payloadType === 'ERROR' && String(unknown.payload).includes('is not initialized'), `expected ERROR, got ${JSON.stringify(unknown)}`);
-    await within(Promise.all([a.end(), b.end()]), STEP_MS, 'tcprelay close');
+    a.client.release();
+    a.client.send(wanted, 'after close');
+    await a.inbox.next('error', STEP_MS);
+    b.client.send(a.id, 'to a closed id');
+    const unknown = await b.inbox.next('error', STEP_MS);
+    check(unknown.source === undefined && String(unknown.payload).includes('is not initialized'), `expected ERROR, got ${JSON.stringify(unknown)}`);
+    await within(Promise.all([a.client.end(), b.client.end()]), STEP_MS, 'tcprelay close');
     return true;
   } finally {
-    for (const client of clients) client.socket.destroy();
+    await within(Promise.all(clients.map((client) => client.end())), STEP_MS, 'tcprelay close').catch(() => undefined);
   }
 }

@@ -69,6 +69,24 @@ export const joinedLobbyBody = z.object({
   host: z.string(),
 });
 
+/** What the server sends over the WebSocket, by method: the client SDK (src/client/) checks each message against these. */
+export const serverEvents = {
+  client_registered: z.object({ token: z.string() }),
+  lobby_peerConnect: z.object({ lobbyId: z.string(), peerName: z.string() }),
+  lobby_peerDisconnect: z.object({ lobbyId: z.string(), peerName: z.string() }),
+  lobby_closed: z.object({ lobbyId: z.string(), lobbyName: z.string() }),
+  lobby_messaging_received: z.object({
+    lobbyId: z.string(),
+    message: z.object({ timestamp: z.number(), senderName: z.string(), message: z.string() }),
+  }),
+  ptpMediation_send: z.object({ port: z.number().int().min(1).max(65535) }),
+  ptpMediation_peersConnection_start: z.object({
+    peers: z.array(z.object({ ip: z.string(), port: z.number().int().min(1).max(65535) })),
+  }),
+  ptpMediation_success: z.object({}),
+  ptpMediation_aborted: z.object({ abortReason: z.string() }),
+} as const;
+
 /** Flattens zod issues into short user-facing lines: `field: problem`. */
 export function describeIssues(error: z.ZodError): string[] {
   return error.issues.slice(0, 10).map((issue) => {
