@@ -15,4 +15,4 @@ fi
 export NORAY_NATIVE_ADDON="$PWD/$out/relay_engine.node"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-LD_PRELOAD="$libasan" npx vitest run test/core/relay.test.ts test/core/native-relay.test.ts test/noray/relay-fuzz.test.ts "$@"
+LD_PRELOAD="$libasan" npx vitest run test/core/relay.test.ts test/core/native-relay.test.ts test/noray/relay-fuzz.test.ts test/noray/e2e.test.ts "$@"

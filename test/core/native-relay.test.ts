@@ -93,6 +93,19 @@ run('native relay engine', () => {
     }
   });
 
+  it('takes an address that is no IP literal (an IPv6 zone) as unreachable instead of throwing', async () => {
+    if (!addon.ok) throw new Error(addon.reason);
+    const engine = new NativeRelayEngine(addon.NativeRelay, { ...options(new ManualClock(), 2), host: '::1' });
+    try {
+      await engine.start();
+      const result = engine.introduce({ address: 'fe80::1%lo', port: 1000 }, { address: '::1', port: 1001 });
+      expect(result.ok).toBe(true);
+      expect(engine.move({ address: 'fe80::1%lo', port: 1000 }, { address: 'fe80::2%lo', port: 1000 })).toBe(true);
+    } finally {
+      await engine.stop();
+    }
+  });
+
   it('stops cleanly while relaying, and twice', async () => {
     const engine = nativeEngine(new ManualClock(), 2);
     await engine.start();

@@ -503,12 +503,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return env.Undefined();
   }
 
-  bool Endpoint(const Napi::CallbackInfo& info, size_t arg, uint8_t addr[16], uint16_t* port) {
+  // An (address, port) argument pair: false for wrong types; *parsed says whether the address is
+  // an IP literal (one that is not, e.g. with an IPv6 zone, is never a datagram's source).
+  bool Endpoint(const Napi::CallbackInfo& info, size_t arg, uint8_t addr[16], uint16_t* port, bool* parsed) {
     if (!info[arg].IsString()) return false;
     uint32_t value;
     if (!Index(info, arg + 1, 65536, &value)) return false;
     *port = static_cast<uint16_t>(value);
-    return ParseAddress(info[arg].As<Napi::String>().Utf8Value(), addr);
+    *parsed = ParseAddress(info[arg].As<Napi::String>().Utf8Value(), addr);
+    return true;
   }
 
   // bind(address, port) -> { slot, port } | { code, error }
@@ -517,7 +520,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint8_t addr[16];
     uint16_t port;
     if (closed_) return Fail(env, "engine closed");
-    if (!Endpoint(info, 0, addr, &port)) return Fail(env, "bind(address, port) expects an IP literal and a port");
+    bool parsed;
+    if (!Endpoint(info, 0, addr, &port, &parsed) || !parsed) return Fail(env, "bind(address, port) expects an IP literal and a port");
     Napi::Object result = Napi::Object::New(env);
     const std::string address = info[0].As<Napi::String>().Utf8Value();
     auto failed = [&](int error) {
@@ -633,9 +637,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint32_t id, inbound, sender, reverse;
     uint8_t addr[16];
     uint16_t port;
+    bool parsed;
     if (!Grow(info, 0, &id) || LiveSlot(info, 1, &inbound) == nullptr ||
         !Index(info, 2, static_cast<uint32_t>(players_.size()), &sender) || !players_[sender].used || !Grow(info, 3, &reverse) ||
-        !Endpoint(info, 4, addr, &port)) {
+        !Endpoint(info, 4, addr, &port, &parsed)) {
       return Fail(env, "setLane(id, inboundSlot, senderId, reverseId, address, port)");
     }
     if (id >= lanes_.size()) lanes_.resize(id + 1);
@@ -646,7 +651,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     lane.inbound = inbound;
     lane.sender = sender;
     lane.reverse = reverse;
-    if (!MakeSockaddr(family_, addr, port, &lane.reach, &lane.reachLength)) lane.reachLength = 0;
+    if (!parsed || !MakeSockaddr(family_, addr, port, &lane.reach, &lane.reachLength)) lane.reachLength = 0;
     return env.Undefined();
   }
 
@@ -666,11 +671,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint32_t id;
     uint8_t addr[16];
     uint16_t port;
-    if (!UsedLane(info, 0, &id) || !Endpoint(info, 1, addr, &port) || !info[3].IsBoolean()) {
+    bool parsed;
+    if (!UsedLane(info, 0, &id) || !Endpoint(info, 1, addr, &port, &parsed) || !info[3].IsBoolean()) {
       return Fail(info.Env(), "setReach(laneId, address, port, hasLearned)");
     }
     Lane& lane = lanes_[id];
-    if (!MakeSockaddr(family_, addr, port, &lane.reach, &lane.reachLength)) lane.reachLength = 0;
+    if (!parsed || !MakeSockaddr(family_, addr, port, &lane.reach, &lane.reachLength)) lane.reachLength = 0;
     lane.hasLearned = info[3].As<Napi::Boolean>().Value();
     return info.Env().Undefined();
   }
@@ -694,20 +700,22 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value SetSource(const Napi::CallbackInfo& info) {
     SourceKey key{};
     uint32_t lane;
-    if (LiveSlot(info, 0, &key.slot) == nullptr || !Endpoint(info, 1, key.addr, &key.port) || !UsedLane(info, 3, &lane) ||
+    bool parsed;
+    if (LiveSlot(info, 0, &key.slot) == nullptr || !Endpoint(info, 1, key.addr, &key.port, &parsed) || !UsedLane(info, 3, &lane) ||
         !info[4].IsBoolean()) {
       return Fail(info.Env(), "setSource(slot, address, port, laneId, learned)");
     }
-    sources_[key] = Source{lane, info[4].As<Napi::Boolean>().Value()};
+    if (parsed) sources_[key] = Source{lane, info[4].As<Napi::Boolean>().Value()};
     return info.Env().Undefined();
   }
 
   Napi::Value DeleteSource(const Napi::CallbackInfo& info) {
     SourceKey key{};
-    if (LiveSlot(info, 0, &key.slot) == nullptr || !Endpoint(info, 1, key.addr, &key.port)) {
+    bool parsed;
+    if (LiveSlot(info, 0, &key.slot) == nullptr || !Endpoint(info, 1, key.addr, &key.port, &parsed)) {
       return Fail(info.Env(), "deleteSource(slot, address, port)");
     }
-    sources_.erase(key);
+    if (parsed) sources_.erase(key);
     return info.Env().Undefined();
   }
 
