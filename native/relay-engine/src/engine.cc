@@ -315,6 +315,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // One received datagram: forwarded (queued for the batch's send), dropped, or handed up.
   void Receive(uint32_t slotIndex, int i, size_t size) {
     Slot* slot = slots_[slotIndex];
+    if (slot == nullptr) return;
     if (!slot->allocated) {
       drops_[UNALLOCATED] += 1;
       return;
