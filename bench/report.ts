@@ -104,6 +104,8 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
       const d = find(relay.series, 'direct', pairs, size);
       const b = find(relay.series, 'bare', pairs, size);
       const n = find(relay.series, 'noray', pairs, size);
+      const e = find(relay.series, 'noray-native', pairs, size);
+      const c = find(relay.series, 'native', pairs, size);
       rows.push([
         String(pairs),
         `${size} B`,
@@ -114,10 +116,12 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
         `${pct(n?.cpuAtBest)} / ${pct(b?.cpuAtBest)}`,
         `${k(n?.perCoreAtBest)} / ${k(b?.perCoreAtBest)}`,
         ratio(n?.perCoreAtBest, b?.perCoreAtBest),
+        e ? `${k(e.bestUnder1)} (peak ${k(e.peak)})` : '-',
+        c ? `${k(c.bestUnder1)} (peak ${k(c.peak)})` : '-',
       ]);
     }
     out.push(
-      table(['pairs', 'size', 'generator ceiling (direct)', 'bare forwarder dgram/s', 'noray relay dgram/s', 'ratio', 'server CPU noray/bare', 'dgram per CPU-s noray/bare', 'ratio/CPU'], rows),
+      table(['pairs', 'size', 'generator ceiling (direct)', 'bare forwarder dgram/s', 'noray relay dgram/s', 'ratio', 'server CPU noray/bare', 'dgram per CPU-s noray/bare', 'ratio/CPU', 'noray native dgram/s', 'bare C dgram/s'], rows),
     );
     if (relay.cpuCost.length) {
       out.push('', `Server CPU per delivered datagram at fixed rates (64 B, every target alternating, median of rounds), microseconds`);
