@@ -45,6 +45,8 @@ export class NativeRelayEngine implements RelayEngine {
   /** Drops decided here, on handed-up datagrams; added to the addon's. */
   private readonly drops = new Float64Array(DROP_REASONS.length);
   private closed: Promise<void> | null = null;
+  /** The addon's counters as they were at stop, so stats read after it keep their totals. */
+  private finalCounters: Float64Array | null = null;
 
   constructor(
     NativeRelay: NativeRelayConstructor,
@@ -100,6 +102,7 @@ export class NativeRelayEngine implements RelayEngine {
     this.cleanupTimer?.cancel();
     this.cleanupTimer = null;
     for (const relay of [...this.allocated]) this.free_(relay);
+    this.finalCounters ??= this.native.counters();
     this.closed ??= new Promise<void>((resolve) => this.native.close(resolve));
     this.slots.length = 0;
     this.free.length = 0;
@@ -252,7 +255,7 @@ export class NativeRelayEngine implements RelayEngine {
   }
 
   get stats(): RelayEngineStats {
-    const counters = this.closed ? new Float64Array(2 + DROP_REASONS.length) : this.native.counters();
+    const counters = this.finalCounters ?? this.native.counters();
     const drops = {} as Record<DropReason, number>;
     DROP_REASONS.forEach((reason, index) => (drops[reason] = (counters[2 + index] ?? 0) + (this.drops[index] ?? 0)));
     return {
