@@ -11,8 +11,8 @@ export interface BenchContext {
   /** Pair counts at which the generator's own ceiling (direct to the sink) is measured. */
   readonly directAt: readonly number[];
   readonly rttRate: number;
-  /** Fixed rate at which server CPU per datagram is compared. */
-  readonly cpuRate: number;
+  /** Fixed rates at which server CPU per datagram is compared. */
+  readonly cpuRates: readonly number[];
   readonly rttMs: number;
   /** Alternating bare/noray round-trip rounds; the median round (by p99) is reported. */
   readonly rttRounds: number;

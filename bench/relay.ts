@@ -1,11 +1,16 @@
-/** The UDP relay benchmark: noray's relay vs a bare dgram forwarder vs a direct sink (generator ceiling). */
+/**
+ * The UDP relay benchmark: noray's relay on its js engine and on its native engine, a bare dgram
+ * forwarder, the bare C recvmmsg/sendmmsg forwarder (bench/native/) and a direct sink (generator ceiling).
+ */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Child, cpuPercent, sampleProc } from './lib/child.js';
 import { EventQueue, NorayClient, type NorayEvents } from '../src/client/node.js';
 import type { BenchContext } from './context.js';
+import { loadNativeAddon } from '../src/core/relay/native-addon.js';
 
-export type Target = 'noray' | 'bare' | 'direct' | 'native';
+/** noray: the js engine; noray-native: the native engine; native: the bare C forwarder. */
+export type Target = 'noray' | 'noray-native' | 'bare' | 'direct' | 'native';
 
 export interface StepResult {
   offered: number;
@@ -73,14 +78,14 @@ interface Endpoints {
   bPorts: number[];
 }
 
-export function norayEnv(ports: number, extra: Record<string, string> = {}): Record<string, string> {
+export function norayEnv(ports: number, extra: Record<string, string> = {}, basePort = RELAY_BASE_PORT): Record<string, string> {
   return {
     NORAY_LOGLEVEL: 'warn',
     NORAY_SOCKET_HOST: '127.0.0.1',
     NORAY_SOCKET_PORT: '0',
     NORAY_UDP_HOST: '127.0.0.1',
     NORAY_UDP_REGISTRAR_PORT: '0',
-    NORAY_UDP_RELAY_PORTS: ports > 0 ? `${RELAY_BASE_PORT}+${ports - 1}` : 'off',
+    NORAY_UDP_RELAY_PORTS: ports > 0 ? `${basePort}+${ports - 1}` : 'off',
     NORAY_HTTP_PORT: 'off',
     NORAY_WSRELAY_PORT: 'off',
     NORAY_TCPRELAY_PORT: 'off',
@@ -272,8 +277,13 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
   // Relays of earlier pair counts stay until their idle timeout, so make room for all of them.
   const totalPairs = ctx.pairCounts.reduce((a, b) => a + b, 0);
   const relayPorts = Math.max(2 * totalPairs + 100, 64);
-  ctx.log(`relay: starting noray with ${relayPorts} relay ports`);
-  const { server, ports } = await startNoray(ctx, norayEnv(relayPorts));
+  ctx.log(`relay: starting noray (js engine) with ${relayPorts} relay ports`);
+  const { server, ports } = await startNoray(ctx, norayEnv(relayPorts, { NORAY_UDP_RELAY_ENGINE: 'js' }));
+  const addon = loadNativeAddon();
+  if (!addon.ok) ctx.log(`  noray native engine not measured: ${addon.reason}`);
+  const nativeEngine = addon.ok
+    ? await startNoray(ctx, norayEnv(relayPorts, { NORAY_UDP_RELAY_ENGINE: 'native' }, RELAY_BASE_PORT + relayPorts + 16), 'noray-native')
+    : null;
   const bare = await Child.start('udp-forwarder.ts', { label: 'bare-forwarder', cpu: ctx.serverCpu, env: { BENCH_UDP_BUFFER: String(BUFFER) } });
   const native = await Child.start('native-forwarder.ts', { label: 'native-forwarder' });
   const results: RelayResults = {
@@ -308,6 +318,7 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
     try {
       const ep: Endpoints = { a, b, aPorts: await a.call('bind', { count: pairs }), bPorts: await b.call('bind', { count: pairs }) };
       const relay = await norayPairs(ctx, ports, ep);
+      const nativeRelay = nativeEngine ? await norayPairs(ctx, nativeEngine.ports, ep) : null;
       const bareSetup = await bare.call<[number, number][]>('setup', { pairs: ep.aPorts.map((p, i) => [p, ep.bPorts[i]]) });
       const nativeSetup = await native.call<{ pid: number; ports: [number, number][] } | null>('setup', { pairs: ep.aPorts.map((p, i) => [p, ep.bPorts[i]]), cpu: ctx.serverCpu });
       const targets: { target: Target; aTo: number[]; bTo: number[]; pid: number | null }[] = [
@@ -315,37 +326,40 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
         { target: 'bare', aTo: bareSetup.map(([, fb]) => fb), bTo: bareSetup.map(([fa]) => fa), pid: bare.pid },
         { target: 'noray', aTo: relay.aTargets, bTo: relay.bTargets, pid: server.pid },
       ];
+      if (nativeEngine && nativeRelay) targets.push({ target: 'noray-native', aTo: nativeRelay.aTargets, bTo: nativeRelay.bTargets, pid: nativeEngine.server.pid });
+      if (nativeSetup) targets.push({ target: 'native', aTo: nativeSetup.ports.map(([, fb]) => fb), bTo: nativeSetup.ports.map(([fa]) => fa), pid: nativeSetup.pid });
       for (const t of targets) {
         if (t.target === 'direct' && !ctx.directAt.includes(pairs)) continue;
         await a.call('connect', { ports: t.aTo });
         await b.call('connect', { ports: t.bTo });
         for (const size of ctx.sizes) results.series.push(await stepped(ctx, ep, t.target, t.pid, size));
       }
-      const costTargets = [...targets];
-      if (nativeSetup) costTargets.push({ target: 'native', aTo: nativeSetup.ports.map(([, fb]) => fb), bTo: nativeSetup.ports.map(([fa]) => fa), pid: nativeSetup.pid });
-      // CPU per datagram at one fixed rate, bare and noray alternating: independent of where the
-      // generator saturates, and the alternation spreads the noise of a shared machine evenly.
-      const costs: Record<string, { us: (number | null)[]; loss: number[] }> = { bare: { us: [], loss: [] }, noray: { us: [], loss: [] } };
-      if (nativeSetup) costs.native = { us: [], loss: [] };
-      for (let round = 0; round < ctx.rttRounds; round++) {
-        for (const t of costTargets) {
-          if (t.target === 'direct') continue;
-          await a.call('connect', { ports: t.aTo });
-          await b.call('connect', { ports: t.bTo });
-          const step = await oneStep(ctx, ep, t.pid, ctx.cpuRate, 64);
-          costs[t.target]?.us.push(step.serverCpu !== null && step.deliveredPerSec > 0 ? (step.serverCpu / 100 / step.deliveredPerSec) * 1e6 : null);
-          costs[t.target]?.loss.push(step.loss);
+      // CPU per datagram at fixed rates, every target alternating round by round: independent of
+      // where the generator saturates, and the alternation spreads the noise of a shared machine evenly.
+      for (const rate of ctx.cpuRates) {
+        const costs = new Map<Target, { us: (number | null)[]; loss: number[] }>();
+        for (let round = 0; round < ctx.rttRounds; round++) {
+          for (const t of targets) {
+            if (t.target === 'direct') continue;
+            await a.call('connect', { ports: t.aTo });
+            await b.call('connect', { ports: t.bTo });
+            const step = await oneStep(ctx, ep, t.pid, rate, 64);
+            const cost = costs.get(t.target) ?? { us: [], loss: [] };
+            costs.set(t.target, cost);
+            cost.us.push(step.serverCpu !== null && step.deliveredPerSec > 0 ? (step.serverCpu / 100 / step.deliveredPerSec) * 1e6 : null);
+            cost.loss.push(step.loss);
+          }
         }
-      }
-      for (const [target, c] of Object.entries(costs)) {
-        const sorted = c.us.filter((v): v is number => v !== null).sort((x, y) => x - y);
-        const median = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : null;
-        results.cpuCost.push({ target: target as Target, pairs, rate: ctx.cpuRate, size: 64, usPerDatagram: median, rounds: c.us, loss: Math.max(0, ...c.loss) });
-        ctx.log(`  cpu cost ${target} pairs=${pairs} @${ctx.cpuRate}/s: ${median?.toFixed(2) ?? '-'} us/datagram (rounds ${c.us.map((v) => v?.toFixed(2) ?? '-').join(', ')})`);
+        for (const [target, c] of costs) {
+          const sorted = c.us.filter((v): v is number => v !== null).sort((x, y) => x - y);
+          const median = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : null;
+          results.cpuCost.push({ target, pairs, rate, size: 64, usPerDatagram: median, rounds: c.us, loss: Math.max(0, ...c.loss) });
+          ctx.log(`  cpu cost ${target} pairs=${pairs} @${rate}/s: ${median?.toFixed(2) ?? '-'} us/datagram (rounds ${c.us.map((v) => v?.toFixed(2) ?? '-').join(', ')})`);
+        }
       }
       // Round trips: bare and noray alternate for a few rounds and each keeps its median-p99 round,
       // so a noisy moment on the shared machine does not decide the comparison.
-      const rounds: Record<string, RttResult[]> = { bare: [], noray: [] };
+      const rounds: Record<string, RttResult[]> = { bare: [], noray: [], 'noray-native': [] };
       for (let round = 0; round < ctx.rttRounds; round++) {
         for (const t of targets) {
           if (t.target === 'direct') continue;
@@ -359,13 +373,13 @@ export async function relaySuite(ctx: BenchContext): Promise<RelayResults> {
         const median = sorted[Math.floor(sorted.length / 2)];
         if (median) results.rtt.push(median);
       }
-      for (const client of relay.clients) void client.close();
+      for (const client of [...relay.clients, ...(nativeRelay?.clients ?? [])]) void client.close();
     } finally {
       await Promise.all([a.kill(), b.kill()]);
     }
   }
   await native.call('stop').catch(() => undefined);
-  await Promise.all([server.kill(), bare.kill(), native.kill()]);
+  await Promise.all([server.kill(), nativeEngine?.server.kill(), bare.kill(), native.kill()]);
   results.limits = await limitCheck(ctx);
   return results;
 }

@@ -63,6 +63,33 @@ export function targetLines(list: readonly Verdict[], quick: boolean): string[] 
   return lines;
 }
 
+/**
+ * Issue 16's goals for the native engine: CPU per datagram within 1.3x of the bare C forwarder at
+ * every measured rate and pair count, rate at <1% loss at least 0.9x the C forwarder's, and p99 RTT
+ * no worse than the js engine's.
+ */
+export function nativeGoalLines(relay: RelayResults, quick: boolean): string[] {
+  if (!relay.cpuCost.some((c) => c.target === 'noray-native')) return [];
+  const word = (ok: boolean | null) => (ok === null ? 'not measured' : quick ? (ok ? 'within goal' : 'off goal') : ok ? 'MET' : 'NOT MET');
+  const lines = ['', `Native engine goals (64 B): CPU <= 1.3x bare C, rate at <1% loss >= 0.9x bare C, p99 RTT <= js engine's${quick ? ' (informational in quick mode)' : ''}`];
+  for (const c of relay.cpuCost.filter((x) => x.target === 'noray-native')) {
+    const ref = relay.cpuCost.find((x) => x.target === 'native' && x.pairs === c.pairs && x.rate === c.rate);
+    const r = c.usPerDatagram && ref?.usPerDatagram ? c.usPerDatagram / ref.usPerDatagram : null;
+    lines.push(`  ${String(c.pairs).padStart(4)} pairs @${k(c.rate)}/s: CPU ${r?.toFixed(2) ?? '-'}x bare C ${word(r === null ? null : r <= 1.3)}`);
+  }
+  for (const pairs of [...new Set(relay.series.filter((s) => s.target === 'noray-native').map((s) => s.pairs))]) {
+    const e = find(relay.series, 'noray-native', pairs, 64);
+    const c = find(relay.series, 'native', pairs, 64);
+    const r = e && c && c.bestUnder1 ? e.bestUnder1 / c.bestUnder1 : null;
+    lines.push(`  ${String(pairs).padStart(4)} pairs: rate at <1% loss ${k(e?.bestUnder1)} vs bare C ${k(c?.bestUnder1)} (${r?.toFixed(2) ?? '-'}x) ${word(r === null ? null : r >= 0.9)}`);
+    const re = relay.rtt.find((x) => x.target === 'noray-native' && x.pairs === pairs);
+    const rj = relay.rtt.find((x) => x.target === 'noray' && x.pairs === pairs);
+    const ok = re && rj ? re.p99 <= rj.p99 : null;
+    lines.push(`  ${String(pairs).padStart(4)} pairs: p99 RTT native ${ms(re?.p99)} ms vs js ${ms(rj?.p99)} ms ${word(ok)}`);
+  }
+  return lines;
+}
+
 export function renderText(results: { meta: Record<string, unknown>; relay?: RelayResults; control?: ControlRow[]; memory?: MemoryResults }): string {
   const out: string[] = [];
   const { meta } = results;
@@ -77,6 +104,8 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
       const d = find(relay.series, 'direct', pairs, size);
       const b = find(relay.series, 'bare', pairs, size);
       const n = find(relay.series, 'noray', pairs, size);
+      const e = find(relay.series, 'noray-native', pairs, size);
+      const c = find(relay.series, 'native', pairs, size);
       rows.push([
         String(pairs),
         `${size} B`,
@@ -87,37 +116,47 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
         `${pct(n?.cpuAtBest)} / ${pct(b?.cpuAtBest)}`,
         `${k(n?.perCoreAtBest)} / ${k(b?.perCoreAtBest)}`,
         ratio(n?.perCoreAtBest, b?.perCoreAtBest),
+        e ? `${k(e.bestUnder1)} (peak ${k(e.peak)})` : '-',
+        c ? `${k(c.bestUnder1)} (peak ${k(c.peak)})` : '-',
       ]);
     }
     out.push(
-      table(['pairs', 'size', 'generator ceiling (direct)', 'bare forwarder dgram/s', 'noray relay dgram/s', 'ratio', 'server CPU noray/bare', 'dgram per CPU-s noray/bare', 'ratio/CPU'], rows),
+      table(['pairs', 'size', 'generator ceiling (direct)', 'bare forwarder dgram/s', 'noray relay dgram/s', 'ratio', 'server CPU noray/bare', 'dgram per CPU-s noray/bare', 'ratio/CPU', 'noray native dgram/s', 'bare C dgram/s'], rows),
     );
     if (relay.cpuCost.length) {
-      out.push('', `Server CPU per delivered datagram at a fixed rate (64 B, bare and noray alternating, median of rounds), microseconds`);
+      out.push('', `Server CPU per delivered datagram at fixed rates (64 B, every target alternating, median of rounds), microseconds`);
+      const cost = (target: string, pairs: number, rate: number) => relay.cpuCost.find((c) => c.target === target && c.pairs === pairs && c.rate === rate);
+      const us = (c: { usPerDatagram: number | null } | undefined) => c?.usPerDatagram?.toFixed(2) ?? '-';
+      const combos = [...new Map(relay.cpuCost.map((c) => [`${c.pairs}@${c.rate}`, { pairs: c.pairs, rate: c.rate }])).values()];
       out.push(
         table(
-          ['pairs', 'rate', 'bare us/dgram', 'noray us/dgram', 'noray/bare', 'native C (recvmmsg/sendmmsg) us/dgram', 'max loss noray'],
-          [...new Set(relay.cpuCost.map((c) => c.pairs))].map((p) => {
-            const b = relay.cpuCost.find((c) => c.target === 'bare' && c.pairs === p);
-            const n = relay.cpuCost.find((c) => c.target === 'noray' && c.pairs === p);
-            const nat = relay.cpuCost.find((c) => c.target === 'native' && c.pairs === p);
-            return [String(p), `${k(n?.rate)}/s`, b?.usPerDatagram?.toFixed(2) ?? '-', n?.usPerDatagram?.toFixed(2) ?? '-', ratio(n?.usPerDatagram, b?.usPerDatagram), nat?.usPerDatagram?.toFixed(2) ?? 'no C compiler', n ? `${(n.loss * 100).toFixed(2)}%` : '-'];
+          ['pairs', 'rate', 'bare Node us/dgram', 'noray js us/dgram', 'noray native us/dgram', 'bare C us/dgram', 'native/C', 'js/bare', 'max loss js / native'],
+          combos.map(({ pairs: p, rate }) => {
+            const b = cost('bare', p, rate);
+            const n = cost('noray', p, rate);
+            const e = cost('noray-native', p, rate);
+            const c = cost('native', p, rate);
+            const loss = (x: { loss: number } | undefined) => (x ? `${(x.loss * 100).toFixed(2)}%` : '-');
+            return [String(p), `${k(rate)}/s`, us(b), us(n), e ? us(e) : 'not built', c ? us(c) : 'no C compiler', ratio(e?.usPerDatagram, c?.usPerDatagram), ratio(n?.usPerDatagram, b?.usPerDatagram), `${loss(n)} / ${loss(e)}`];
           }),
         ),
       );
+      out.push(...nativeGoalLines(relay, Boolean(meta.mode === 'quick')));
     }
     out.push('', `Round trip (64 B, timestamps in payload, echo at the far end), ms`);
     out.push(
       table(
-        ['pairs', 'rate', 'bare p50 / p99 / p99.9', 'noray p50 / p99 / p99.9', 'p99 ratio', 'loss noray', 'server CPU noray/bare'],
+        ['pairs', 'rate', 'bare p50 / p99 / p99.9', 'noray js p50 / p99 / p99.9', 'noray native p50 / p99 / p99.9', 'p99 js/bare', 'loss js', 'server CPU js/bare'],
         [...new Set(relay.rtt.map((r) => r.pairs))].map((p) => {
           const b = relay.rtt.find((r) => r.target === 'bare' && r.pairs === p);
           const n = relay.rtt.find((r) => r.target === 'noray' && r.pairs === p);
+          const e = relay.rtt.find((r) => r.target === 'noray-native' && r.pairs === p);
           return [
             String(p),
             `${k(n?.rate ?? b?.rate)}/s`,
             `${ms(b?.p50)} / ${ms(b?.p99)} / ${ms(b?.p999)}`,
             `${ms(n?.p50)} / ${ms(n?.p99)} / ${ms(n?.p999)}`,
+            e ? `${ms(e.p50)} / ${ms(e.p99)} / ${ms(e.p999)}` : 'not built',
             ratio(n?.p99, b?.p99),
             n ? `${(n.loss * 100).toFixed(2)}%` : '-',
             `${pct(n?.serverCpu)} / ${pct(b?.serverCpu)}`,
@@ -168,7 +207,7 @@ export function renderText(results: { meta: Record<string, unknown>; relay?: Rel
   return out.join('\n');
 }
 
-const COLORS: Record<string, string> = { direct: '#999999', bare: '#1f77b4', noray: '#d62728', native: '#2ca02c' };
+const COLORS: Record<string, string> = { direct: '#999999', bare: '#1f77b4', noray: '#d62728', 'noray-native': '#ff7f0e', native: '#2ca02c' };
 const DASH: Record<number, string> = { 1: '', 100: '6 3', 1000: '2 3' };
 
 /** One panel per datagram size: delivered vs offered (thousand/s) for every target and pair count. */
@@ -215,7 +254,7 @@ ${lines}
 </g>`;
   });
   const legendItems = [
-    ...Object.entries(COLORS).filter(([name]) => relay.series.some((s) => s.target === name)).map(([name, color]) => ({ label: name === 'direct' ? 'direct to sink (generator ceiling)' : name === 'bare' ? 'bare dgram forwarder' : 'noray relay', color, dash: '' })),
+    ...Object.entries(COLORS).filter(([name]) => relay.series.some((s) => s.target === name)).map(([name, color]) => ({ label: name === 'direct' ? 'direct to sink (generator ceiling)' : name === 'bare' ? 'bare dgram forwarder' : name === 'native' ? 'bare C forwarder' : name === 'noray-native' ? 'noray native engine' : 'noray js engine', color, dash: '' })),
     ...Object.entries(DASH).map(([pairs, dash]) => ({ label: `${pairs} pair${pairs === '1' ? '' : 's'}`, color: '#333', dash })),
     { label: 'circle: loss >= 1%', color: '#333', dash: 'none' },
   ];

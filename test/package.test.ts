@@ -87,8 +87,10 @@ describe('dependencies', () => {
 });
 
 describe('package scripts', () => {
-  it('installing needs no dev dependency: nothing builds on install (npm ci --omit=dev has no tsc)', () => {
-    for (const hook of ['prepare', 'preinstall', 'install', 'postinstall']) expect(PKG.scripts[hook]).toBeUndefined();
+  it('installing needs no dev dependency: only the optional native relay engine builds on install (npm ci --omit=dev has no tsc)', () => {
+    for (const hook of ['prepare', 'preinstall', 'postinstall']) expect(PKG.scripts[hook]).toBeUndefined();
+    // node-gyp comes with npm and node-addon-api is a runtime dependency; the script never fails the install.
+    expect(PKG.scripts.install).toBe('node scripts/build-native.mjs');
   });
 
   it('npm pack builds, npm start builds when dist/ is stale, npm test builds', () => {
@@ -175,6 +177,10 @@ describe('npm pack, npm install -g, noray', () => {
     expect(files).toContain('package/LICENSE');
     expect(files).toContain('package/README.md');
     expect(files.filter((file) => file.startsWith('package/src/') || file.startsWith('package/test/'))).toEqual([]);
+    // The native relay engine's sources, which the install script builds where a compiler is.
+    expect(files).toContain('package/scripts/build-native.mjs');
+    expect(files).toContain('package/native/relay-engine/src/engine.cc');
+    expect(files.filter((file) => file.includes('/build/'))).toEqual([]);
     expect(installOutput).toContain('added');
   });
 

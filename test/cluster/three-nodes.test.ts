@@ -12,6 +12,7 @@ import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 import { eventually, OrionClient } from '../clients/orion.js';
 import { RoccoClient } from '../clients/rocco.js';
 import { redisMissing, startRedis, type RedisServer } from '../helpers/redis.js';
+import { relayEngineKinds } from '../helpers/relay-engines.js';
 import { cleanEnv, Run } from '../helpers/spawned.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -95,7 +96,7 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
   });
   afterAll(async () => redis?.stop());
 
-  async function startNode(index: number): Promise<Run> {
+  async function startNode(index: number, extraEnv: Record<string, string> = {}): Promise<Run> {
     const host = HOSTS[index] as string;
     const run = new Run(process.execPath, [BIN], {
       cwd: ROOT,
@@ -120,6 +121,7 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
         NORAY_LOBBY_HTTP_PORT: String(ports.lobby),
         NORAY_LOBBY_UDP_PORT: String(ports.lobbyUdp),
         NORAY_LOGLEVEL: 'info',
+        ...extraEnv,
       }),
     });
     nodes.set(host, run);
@@ -127,8 +129,8 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
     return run;
   }
 
-  async function startCluster(): Promise<void> {
-    for (let i = 0; i < HOSTS.length; i++) await startNode(i);
+  async function startCluster(extraEnv: Record<string, string> = {}): Promise<void> {
+    for (let i = 0; i < HOSTS.length; i++) await startNode(i, extraEnv);
     // Every node has seen the others at least once (a sweep is 250 ms).
     await new Promise((done) => setTimeout(done, 600));
   }
@@ -205,8 +207,8 @@ describe.skipIf(missing !== null && !onCi)('a cluster of three processes', () =>
     expect(await host.next('connect')).toBe(`${HOSTS[1]}:${client.localPort}`);
   });
 
-  it('noray: connect-relay between a host on n1 and a client on n2 relays both ways, each side sending to the node it opened TCP to', async () => {
-    await startCluster();
+  it.each(relayEngineKinds())('noray: connect-relay between a host on n1 and a client on n2 relays both ways, each side sending to the node it opened TCP to [%s engine]', async (engine) => {
+    await startCluster({ NORAY_UDP_RELAY_ENGINE: engine });
     const host = await player(HOSTS[0]);
     const client = await player(HOSTS[1]);
     client.putCommand('connect-relay', host.oid);

@@ -1,8 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import { UdpRelayEngine, type UdpRelayEngineOptions } from '../../src/core/relay/engine.js';
+import type { RelayEngine, UdpRelayEngineOptions } from '../../src/core/relay/engine.js';
 import { ADMIT, DROP, EndpointMap, GlobalTraffic, Player, type RelayLimits } from '../../src/core/relay/relay.js';
+import { describeEachEngine, relayEngine } from '../helpers/relay-engines.js';
 
 const limits: RelayLimits = { bytesPerSlice: 100, sliceMs: 100, maxLifetimeMs: 10_000, maxLifetimeBytes: 1_000 };
 
@@ -51,8 +52,8 @@ describe('GlobalTraffic', () => {
   });
 });
 
-describe('UdpRelayEngine', () => {
-  const engines: UdpRelayEngine[] = [];
+describeEachEngine('UdpRelayEngine', (kind) => {
+  const engines: RelayEngine[] = [];
   const sockets: Socket[] = [];
   afterEach(async () => {
     await Promise.all(engines.splice(0).map((engine) => engine.stop()));
@@ -61,7 +62,7 @@ describe('UdpRelayEngine', () => {
 
   async function engine(ports: number, overrides: Partial<UdpRelayEngineOptions> = {}) {
     const clock = new ManualClock();
-    const relay = new UdpRelayEngine({
+    const relay = relayEngine(kind, {
       host: '127.0.0.1',
       ports: Array.from({ length: ports }, () => 0),
       clock,
@@ -129,7 +130,7 @@ describe('UdpRelayEngine', () => {
     const taken = await udp();
     const takenPort = taken.address().port;
     const clock = new ManualClock();
-    const relay = new UdpRelayEngine({
+    const relay = relayEngine(kind, {
       host: '127.0.0.1',
       ports: [takenPort, 0],
       clock,

@@ -2,13 +2,14 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { URL_ALPHABET } from '../../src/config/options/noray.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { NorayFront } from '../../src/fronts/noray/index.js';
 import { port, startApp } from '../helpers/app.js';
+import { describeEachEngine, type RelayEngineKind } from '../helpers/relay-engines.js';
 import { rejections } from '../helpers/metrics.js';
 import { bindLocalPort, blastHostHandshake, handshakeOverPacketPeer, NetfoxClient } from '../clients/netfox.js';
 
@@ -26,9 +27,22 @@ afterEach(() => {
   }
 });
 
+/** The relay engine the describe block being run tests (describeEachEngine); unset: the default. */
+let engine: RelayEngineKind | undefined;
+
+/** Runs a block of relay tests once per relay engine. */
+function describeRelay(name: string, body: () => void): void {
+  describeEachEngine(name, (kind) => {
+    beforeEach(() => void (engine = kind));
+    afterEach(() => void (engine = undefined));
+    body();
+  });
+}
+
 async function startNoray(overrides: Partial<Config> = {}, clock?: ManualClock): Promise<App> {
   return startApp(
     {
+      ...(engine === undefined ? {} : { udpRelayEngine: engine }),
       socketPort: 0,
       udpRegistrarPort: 0,
       udpRelayPorts: Array.from({ length: 8 }, () => 0),
@@ -369,7 +383,7 @@ describe('NAT punchthrough (connect)', () => {
   });
 });
 
-describe('UDP relay (connect-relay)', () => {
+describeRelay('UDP relay (connect-relay)', () => {
   it('relays the handshake and 1000 datagrams each way intact, in order, from the relay address', async () => {
     const app = await startNoray();
     const { host, client, hostRelayPort, clientRelayPort } = await relayedPlayers(app);
@@ -562,7 +576,7 @@ describe('UDP relay (connect-relay)', () => {
   });
 });
 
-describe('dual-stack listening', () => {
+describeRelay('dual-stack listening', () => {
   it('sends IPv4 peers as plain dotted addresses and relays them over IPv6 sockets', async () => {
     const app = await startNoray({ socketHost: '::', udpHost: '::' });
     const host = await registeredPlayer(app);
@@ -587,7 +601,7 @@ describe('dual-stack listening', () => {
   });
 });
 
-describe('relay expiry and limits (manual clock)', () => {
+describeRelay('relay expiry and limits (manual clock)', () => {
   async function relayedPair(overrides: Partial<Config>) {
     const clock = new ManualClock();
     const app = await startNoray({ udpRelayCleanupInterval: 1000, udpRelayTimeout: 30_000, ...overrides }, clock);

@@ -5,6 +5,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { NorayFront } from '../../src/fronts/noray/index.js';
 import { port, startApp } from '../helpers/app.js';
 import { rejections } from '../helpers/metrics.js';
+import { describeEachEngine } from '../helpers/relay-engines.js';
 import { NetfoxClient } from '../clients/netfox.js';
 
 const clients: NetfoxClient[] = [];
@@ -95,8 +96,11 @@ describe('noray front limits', () => {
     expect(await metric(app, 'denied_peer')).toBeGreaterThanOrEqual(1);
   });
 
+});
+
+describeEachEngine('noray relay port caps', (engine) => {
   it('caps the relay ports one source can hold: a monopoly attempt is refused, a host with 32 relayed players works', async () => {
-    const app = await startNoray({ udpRelayPorts: Array.from({ length: 120 }, () => 0), udpRelayMaxPerSource: 16 });
+    const app = await startNoray({ udpRelayEngine: engine, udpRelayPorts: Array.from({ length: 120 }, () => 0), udpRelayMaxPerSource: 16 });
     const registrar = port(app, 'noray', 'registrar');
     const registered = async (localAddress: string) => {
       const client = await NetfoxClient.connect(port(app, 'noray', 'control'), '127.0.0.1', localAddress);

@@ -6,6 +6,7 @@ import type { App } from '../../src/app.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { EVERY_FRONT_ON, port, startApp } from '../helpers/app.js';
 import { parseSamples } from '../helpers/metrics.js';
+import { describeEachEngine } from '../helpers/relay-engines.js';
 import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -116,11 +117,12 @@ describe('README metrics', () => {
   });
 });
 
-describe('noray front metrics after real relayed traffic', () => {
+describeEachEngine('noray front metrics after real relayed traffic', (engine) => {
   it('count connections, hosts, registrations, commands, limits, relays, datagrams, bytes, drops and expiry', async () => {
     const clock = new ManualClock();
     const app = await startApp(
       {
+        udpRelayEngine: engine,
         httpPort: 0,
         socketPort: 0,
         udpRegistrarPort: 0,

@@ -3,8 +3,9 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { cleanEnv, Run } from '../helpers/spawned.js';
+import { describeEachEngine } from '../helpers/relay-engines.js';
 import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -85,7 +86,7 @@ async function relayedOnce(from: UdpSocket, to: UdpSocket, relayPort: number, pa
   return received;
 }
 
-describe('the default config under ulimit -n 1024', () => {
+describeEachEngine('the default config under ulimit -n 1024', (engine) => {
   it.runIf(process.platform === 'linux')(
     'starts, relays, says once what to raise, and stops with exit 0',
     async () => {
@@ -93,7 +94,7 @@ describe('the default config under ulimit -n 1024', () => {
       const { env, first } = await relayRange();
       const run = new Run('bash', ['-c', `ulimit -n 1024; exec "${process.execPath}" "${BIN}"`], {
         cwd: ROOT,
-        env: cleanEnv({ ...FREE_PORTS, ...env }),
+        env: cleanEnv({ ...FREE_PORTS, ...env, NORAY_UDP_RELAY_ENGINE: engine }),
       });
       runs.push(run);
       const ready = await run.waitForLog('noray ready');

@@ -11,6 +11,7 @@ import type { Config } from '../../src/config/schema.js';
 import { relayPortBudget } from '../../src/core/open-files.js';
 import { relayBindingOutcome } from '../../src/fronts/noray/relay-ports.js';
 import { port, startApp } from '../helpers/app.js';
+import { describeEachEngine, type RelayEngineKind } from '../helpers/relay-engines.js';
 import { cleanEnv, QUIET_PORTS, Run } from '../helpers/spawned.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -47,11 +48,11 @@ function capture() {
   return { logger: pino({ level: 'info' }, stream), lines };
 }
 
-function startNoray(overrides: Partial<Config>, logger = pino({ level: 'silent' })) {
-  return startApp({ httpPort: 0, socketPort: 0, udpRegistrarPort: 0, ...overrides }, { logger });
-}
+describeEachEngine('relay ports at start', (engine: RelayEngineKind) => {
+  function startNoray(overrides: Partial<Config>, logger = pino({ level: 'silent' })) {
+    return startApp({ udpRelayEngine: engine, httpPort: 0, socketPort: 0, udpRegistrarPort: 0, ...overrides }, { logger });
+  }
 
-describe('relay ports at start', () => {
   it('refuses to start when no relay port can be bound, naming the ports and what to do', async () => {
     const taken = await takenPort();
     await expect(startNoray({ udpRelayPorts: [taken] })).rejects.toThrow(
@@ -102,7 +103,7 @@ describe('relay ports at start', () => {
     const second = await takenPort();
     const run = new Run(process.execPath, [BIN], {
       cwd: ROOT,
-      env: cleanEnv({ ...QUIET_PORTS, NORAY_UDP_RELAY_PORTS: `${first},${second}` }),
+      env: cleanEnv({ ...QUIET_PORTS, NORAY_UDP_RELAY_ENGINE: engine, NORAY_UDP_RELAY_PORTS: `${first},${second}` }),
     });
     runs.push(run);
     expect((await run.exit()).code).toBe(1);

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DashboardSnapshot } from '../../src/ops/dashboard/snapshot.js';
 import { port, startApp } from '../helpers/app.js';
+import { relayEngineKinds } from '../helpers/relay-engines.js';
 import { OPS_TOKEN, scrape, startBusyServer, type BusyServer } from './busy-server.js';
 
 const AUTH = { authorization: `Bearer ${OPS_TOKEN}` };
@@ -116,10 +117,10 @@ describe('dashboard stream', () => {
 
     const hosts = table(snapshot, 'noray', 'hosts');
     expect(hosts.rows.map((row) => row[0]).sort()).toEqual(['alpha-host', 'bravo-client']);
-    // Each relayed player: one relay port, and what it sent (the client 20 x 100 B, the host 10 x 50 B).
+    // Each relayed player: one relay port, and what was relayed to it (the client sent 20 x 100 B, the host 10 x 50 B).
     expect(Object.fromEntries(hosts.rows.map((row) => [row[0], [row[2], row[3]]]))).toEqual({
-      'alpha-host': [1, 500],
-      'bravo-client': [1, 2000],
+      'alpha-host': [1, 2000],
+      'bravo-client': [1, 500],
     });
     // Never a PrivateID anywhere in what the page gets.
     const text = JSON.stringify(snapshot);
@@ -129,10 +130,21 @@ describe('dashboard stream', () => {
     expect(table(snapshot, 'lobby', 'lobbies').rows).toEqual([[busy.lobbyId, 'Friday league', 2, 4]]);
   });
 
+  for (const engine of relayEngineKinds()) {
+    it(`shows each host's relay ports and the bytes relayed to it [${engine} engine]`, async () => {
+      busy = await startBusyServer({ udpRelayEngine: engine });
+      const hosts = table(await (await open(busy.ops)).next(), 'noray', 'hosts');
+      expect(Object.fromEntries(hosts.rows.map((row) => [row[0], [row[2], row[3]]]))).toEqual({
+        'alpha-host': [1, 2000],
+        'bravo-client': [1, 500],
+      });
+    });
+  }
+
   it('filters every table by the search, case-insensitively, and counts the matches', async () => {
     busy = await startBusyServer();
     const snapshot = await (await open(busy.ops, 'ALPHA')).next();
-    expect(table(snapshot, 'noray', 'hosts')).toMatchObject({ total: 1, rows: [['alpha-host', expect.any(Number), 1, 500]] });
+    expect(table(snapshot, 'noray', 'hosts')).toMatchObject({ total: 1, rows: [['alpha-host', expect.any(Number), 1, 2000]] });
     expect(table(snapshot, 'tcprelay', 'clients').total).toBe(0);
     expect((await open(busy.ops, 'x'.repeat(101))).status).toBe(400);
   });

@@ -3,6 +3,7 @@ import {
   parseByteSize,
   parseCharset,
   parseDuration,
+  parseEnum,
   parseHost,
   parseInteger,
   parseOptionalPort,
@@ -201,6 +202,13 @@ export const norayOptions = {
     default: '16',
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
     describe: 'Most relay ports charged to one registered session at once (each connect-relay charges at most 2)',
+  }),
+  udpRelayEngine: option({
+    env: 'NORAY_UDP_RELAY_ENGINE',
+    default: 'auto',
+    parse: parseEnum(['auto', 'native', 'js'] as const),
+    describe:
+      'Relay data path: native (the addon npm ci builds where g++, make and python3 are installed), js (Node dgram), or auto (native where it built, else js; logged at start)',
   }),
   udpRelayRelearnAfter: option({
     env: 'NORAY_UDP_RELAY_RELEARN_AFTER',

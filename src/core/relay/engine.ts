@@ -68,12 +68,37 @@ export interface RelayEngineStats {
 }
 
 /**
+ * What the noray front, the registrar and the cluster bridge use of a relay engine. Two engines
+ * have it: this one (the reference, every datagram through Node's dgram) and the native one
+ * (native-engine.ts, the data path in a Node addon); select.ts picks one.
+ */
+export interface RelayEngine {
+  /** Binds every relay port and starts the idle sweep; returns the ports that could not be bound. */
+  start(): Promise<readonly BindFailure[]>;
+  stop(): Promise<void>;
+  introduce(a: Endpoint, b: Endpoint, charge?: RelayCharge): IntroduceResult;
+  move(from: Endpoint, to: Endpoint): boolean;
+  relayPortOf(endpoint: Endpoint): number | undefined;
+  sweep(): number;
+  readonly stats: RelayEngineStats;
+  readonly boundPorts: number[];
+  chargedTo(source: string): number;
+  /** For each registered endpoint: the relay ports it is reached on and the bytes relayed to it through them (the dashboard's hosts). */
+  usage(endpoints: readonly Endpoint[]): Array<RelayUsage | undefined>;
+}
+
+export interface RelayUsage {
+  readonly relays: number;
+  readonly bytes: number;
+}
+
+/**
  * UDP relay: every player taking part gets a relay port; a datagram from S arriving on T's relay
  * port is sent to T from S's relay port, so each side only ever sees the server. Forwarding happens
  * only between players introduced to each other (like TURN permissions), and each player is
  * answered where it is heard on that port, so players behind symmetric NATs work (mapping.ts).
  */
-export class UdpRelayEngine {
+export class UdpRelayEngine implements RelayEngine {
   private readonly pool: PortPool;
   /** Registered endpoint (socket form) -> the player. */
   private readonly players = new EndpointMap<Player>();
@@ -169,6 +194,7 @@ export class UdpRelayEngine {
     }
     const back = lane.reverse;
     inbound.lastActive = now;
+    inbound.bytes += size;
     back.inbound.lastActive = now;
     this.packets++;
     this.bytes += size;
@@ -315,11 +341,15 @@ export class UdpRelayEngine {
     return this.pool.boundPorts;
   }
 
-  /** The relay ports a registered endpoint is reached on and the bytes it sent through them (the dashboard's hosts). */
-  usageOf(endpoint: Endpoint): { relays: number; bytes: number } | undefined {
-    const key = this.socketForm(endpoint);
-    const player = this.players.get(key.port, key.address);
-    return player && { relays: player.relays.length, bytes: player.totalBytes };
+  usage(endpoints: readonly Endpoint[]): Array<RelayUsage | undefined> {
+    return endpoints.map((endpoint) => {
+      const key = this.socketForm(endpoint);
+      const player = this.players.get(key.port, key.address);
+      if (!player) return undefined;
+      let bytes = 0;
+      for (const relay of player.relays) bytes += relay.bytes;
+      return { relays: player.relays.length, bytes };
+    });
   }
 
   /** Relay ports charged to a source key now (for tests and /health). */

@@ -1,5 +1,5 @@
 import type { Endpoint } from '../endpoint.js';
-import { DROP, type Lane, type Player, type Relay } from './relay.js';
+import { DROP, type Player } from './relay.js';
 
 /**
  * Which source a datagram on a relay port may be learned as, when it is not a known one.
@@ -26,17 +26,23 @@ export interface MappingRules {
 }
 
 /** Who holds a source already: a registered endpoint, or a source learned for a player. */
-export type SourceOwner = (source: Endpoint) => Player | undefined;
+export type SourceOwner<P = Player> = (source: Endpoint) => P | undefined;
+
+/** What the rule reads of a lane; both engines' lanes have it (relay.ts, native-engine.ts). */
+export interface MappingLane<P extends { readonly endpoint: Endpoint }> {
+  readonly sender: P;
+  readonly heardAt: number;
+}
 
 /** The lane a new source on `relay` belongs to, or the DROP index that refuses it. */
-export function laneForNewSource(
-  relay: Relay,
+export function laneForNewSource<P extends { readonly endpoint: Endpoint }, L extends MappingLane<P>>(
+  relay: { readonly lanes: readonly L[] },
   source: Endpoint,
   now: number,
   rules: MappingRules,
-  ownerOf: SourceOwner,
-): Lane | number {
-  let match: Lane | undefined;
+  ownerOf: SourceOwner<P>,
+): L | number {
+  let match: L | undefined;
   for (const lane of relay.lanes) {
     if (lane.sender.endpoint.address !== source.address) continue;
     if (match !== undefined) return DROP.no_permission;

@@ -113,6 +113,8 @@ export class Relay {
   /** Every lane arriving on this port, whether or not its sender has been heard yet. */
   readonly lanes: Lane[] = [];
   lastActive: number;
+  /** Bytes forwarded that arrived on this port: relayed to its owner. */
+  bytes = 0;
 
   constructor(
     readonly owner: Player,

@@ -3,7 +3,7 @@ import type { AddressPolicy } from '../../core/address-policy.js';
 import type { AddressBook } from '../../core/address-book.js';
 import type { Delivery } from '../../core/delivery.js';
 import type { SessionRecord, SessionStore } from '../../core/directory.js';
-import type { UdpRelayEngine } from '../../core/relay/engine.js';
+import type { RelayEngine } from '../../core/relay/engine.js';
 import { maskSecret } from '../../core/ids.js';
 import { sourceKey } from '../../core/limits/source-key.js';
 import { ThrottledLog } from '../../core/throttled-log.js';
@@ -38,7 +38,7 @@ export interface NorayHandlerDeps {
   readonly addresses: AddressBook;
   /** Lines to control connections by id. */
   readonly delivery: Delivery<string>;
-  readonly relay: UdpRelayEngine | null;
+  readonly relay: RelayEngine | null;
   readonly newOid: () => string;
   readonly newPid: () => string;
   readonly newSessionId: () => string;

@@ -6,7 +6,8 @@ import type { SessionStore } from '../../core/directory.js';
 import { jsonMessageCodec, TEXT_CODEC } from '../../core/codecs.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
 import { isDescriptorExhaustion, openFileAdvice, readOpenFileLimit, relayPortBudget, type RelayPortBudget } from '../../core/open-files.js';
-import { UdpRelayEngine } from '../../core/relay/engine.js';
+import type { RelayEngine } from '../../core/relay/engine.js';
+import { createRelayEngine, type SelectedRelayEngine } from '../../core/relay/select.js';
 import { SessionRegistrar } from '../../core/session-registrar.js';
 import type { Config, ConfigKey } from '../../config/schema.js';
 import type { Front, FrontDeps } from '../front.js';
@@ -30,7 +31,9 @@ export class NorayFront implements Front {
   private readonly delivery: AttachableDelivery<string>;
   private readonly ownEndpoints = new OwnEndpoints();
   private readonly commands: NorayCommands;
-  readonly relay: UdpRelayEngine | null;
+  readonly relay: RelayEngine | null;
+  /** Which relay engine runs, and why not native under `auto`; logged at start. */
+  private readonly relayEngine: SelectedRelayEngine | null;
   /** Relays to hosts on other nodes of a cluster; null alone or with relaying off. */
   private readonly bridge: RelayBridge | null;
   /** How many relay ports to bind under the open-file limit; null when relaying is off. */
@@ -58,10 +61,10 @@ export class NorayFront implements Front {
     const addressPolicy = new AddressPolicy(options.denyPrivatePeers);
     this.relayBudget =
       options.udpRelayPorts === null ? null : relayPortBudget(options.udpRelayPorts.length, readOpenFileLimit());
-    this.relay =
+    this.relayEngine =
       options.udpRelayPorts === null || this.relayBudget === null
         ? null
-        : new UdpRelayEngine({
+        : createRelayEngine(options.udpRelayEngine, {
             host: options.udpHost,
             // Within the open-file budget: the ports past it would take descriptors connections need.
             ports: options.udpRelayPorts.slice(0, this.relayBudget.bind),
@@ -78,6 +81,7 @@ export class NorayFront implements Front {
             maxPerSource: options.udpRelayMaxPerSource,
             maxPerSession: options.udpRelayMaxPerSession,
           });
+    this.relay = this.relayEngine?.engine ?? null;
     if (this.relay) registerRelayMetrics(deps.metrics, this.relay);
     this.bridge =
       state.clustered && this.relay !== null
@@ -184,7 +188,9 @@ export class NorayFront implements Front {
       if (outcome.kind === 'fatal') throw new Error(outcome.message);
       if (outcome.kind === 'partial') logger.warn(outcome.fields, outcome.message);
       const configured = this.relayBudget.configured;
-      logger.info({ relayPorts: bound, configured, ms: Date.now() - started }, 'relay ports bound');
+      const engine = this.relayEngine?.kind;
+      logger.info({ relayPorts: bound, configured, engine, ms: Date.now() - started }, 'relay ports bound');
+      if (this.relayEngine?.fallback) logger.info({ engine, reason: this.relayEngine.fallback }, 'NORAY_UDP_RELAY_ENGINE=auto: relaying with the js engine');
     }
     try {
       await this.registrarSocket?.bind();
@@ -260,6 +266,7 @@ const NORAY_OPTION_KEYS = [
   'udpRegistrarReplyBurst',
   'udpRegistrarReplyRate',
   'udpRelayCleanupInterval',
+  'udpRelayEngine',
   'udpRelayMaxGlobalTraffic',
   'udpRelayMaxIndividualTraffic',
   'udpRelayMaxLifetimeDuration',

@@ -1,6 +1,7 @@
 import type { AddressBook } from '../../core/address-book.js';
 import type { Clock } from '../../core/clock.js';
-import type { UdpRelayEngine } from '../../core/relay/engine.js';
+import type { Endpoint } from '../../core/endpoint.js';
+import type { RelayEngine } from '../../core/relay/engine.js';
 import { ageSeconds, collectRows, type ActionOutcome, type FrontTable, type Inspectable, type TableQuery } from '../inspection.js';
 import type { ControlServer } from './control-server.js';
 import type { NorayCommands } from './handlers.js';
@@ -10,7 +11,7 @@ export class NorayInspection implements Inspectable {
   constructor(
     private readonly commands: NorayCommands,
     private readonly addresses: AddressBook,
-    private readonly relay: UdpRelayEngine | null,
+    private readonly relay: RelayEngine | null,
     private readonly control: ControlServer,
     private readonly clock: Clock,
   ) {}
@@ -27,14 +28,20 @@ export class NorayInspection implements Inspectable {
       query,
     );
     // Relay figures only for the rows shown: in a cluster each endpoint is a Redis read.
-    const hosts = await Promise.all(
-      rows.map(async ([oid, age]) => {
+    const endpoints = await Promise.all(
+      rows.map(async ([oid]) => {
         const sessionId = sessionIds.get(String(oid));
-        const endpoint = sessionId === undefined ? undefined : await this.addresses.endpointOf(sessionId);
-        const usage = endpoint && this.relay?.usageOf(endpoint);
-        return [String(oid), Number(age), usage?.relays ?? 0, usage?.bytes ?? 0];
+        return sessionId === undefined ? undefined : this.addresses.endpointOf(sessionId);
       }),
     );
+    const known = endpoints.filter((endpoint): endpoint is Endpoint => endpoint !== undefined);
+    const usage = this.relay?.usage(known) ?? [];
+    const usageByEndpoint = new Map(known.map((endpoint, index) => [endpoint, usage[index]]));
+    const hosts = rows.map(([oid, age], index) => {
+      const endpoint = endpoints[index];
+      const used = endpoint && usageByEndpoint.get(endpoint);
+      return [String(oid), Number(age), used?.relays ?? 0, used?.bytes ?? 0];
+    });
     return [
       {
         id: 'hosts',
@@ -43,7 +50,7 @@ export class NorayInspection implements Inspectable {
           { name: 'OpenID', kind: 'text' },
           { name: 'age', kind: 'age' },
           { name: 'relays', kind: 'count' },
-          { name: 'relayed bytes', kind: 'bytes' },
+          { name: 'bytes relayed to it', kind: 'bytes' },
         ],
         rows: hosts,
         total,

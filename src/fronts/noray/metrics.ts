@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { UdpRelayEngine } from '../../core/relay/engine.js';
+import type { RelayEngine } from '../../core/relay/engine.js';
 import { collectedCounter, collectedLabelledCounter, collectedSumCountHistogram } from '../shared/metrics.js';
 
 /** Why the noray front refused something: the `reason` of `noray_limit_rejections_total{front="noray"}`. */
@@ -79,7 +79,7 @@ export function createNorayMetrics(registry: Registry) {
 export type NorayMetrics = ReturnType<typeof createNorayMetrics>;
 
 /** Relay counters are plain numbers in the engine; these read them on scrape. */
-export function registerRelayMetrics(registry: Registry, engine: UdpRelayEngine): void {
+export function registerRelayMetrics(registry: Registry, engine: RelayEngine): void {
   new Gauge({
     name: 'noray_relay_count',
     help: 'Relays currently allocated, one UDP port each',

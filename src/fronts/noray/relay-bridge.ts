@@ -15,7 +15,7 @@ import type { Endpoint } from '../../core/endpoint.js';
 import type { AddressBook } from '../../core/address-book.js';
 import type { Clock, Timer } from '../../core/clock.js';
 import type { SessionStore } from '../../core/directory.js';
-import type { RelayCharge, UdpRelayEngine } from '../../core/relay/engine.js';
+import type { RelayCharge, RelayEngine } from '../../core/relay/engine.js';
 import { encodeCommand } from './codec.js';
 import type { HostSession } from './handlers.js';
 
@@ -39,7 +39,7 @@ export interface RelayBridgeDeps {
   readonly nodeId: string;
   /** Where other nodes reach this node's relay ports. */
   readonly nodeAddress: string;
-  readonly relay: UdpRelayEngine;
+  readonly relay: RelayEngine;
   readonly sessions: SessionStore<HostSession>;
   readonly addresses: AddressBook;
   /** The noray front's delivery of lines to control connections. */
