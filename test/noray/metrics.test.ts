@@ -81,6 +81,7 @@ const NORAY_FRONT_METRICS = [
   'noray_remote_registrar_repeat',
   'noray_command_duration',
   'noray_command_exception',
+  'noray_stun_requests_total',
   'noray_limit_rejections_total',
 ];
 

@@ -9,6 +9,7 @@ import type { LimitSink } from '../../core/limits/reporting.js';
 import type { SessionRegistrar, SessionRegistration } from '../../core/session-registrar.js';
 import type { HostSession } from './handlers.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
+import type { StunResponder } from './stun-responder.js';
 
 const OK = Buffer.from('OK');
 const UNKNOWN = Buffer.from('Unknown host pid!');
@@ -33,6 +34,8 @@ export interface RegistrarSocketOptions {
   readonly limits: LimitSink<NorayLimitReason>;
   /** A registered player re-registered from a new endpoint (its relays follow it). */
   readonly onMoved?: (from: Endpoint, to: Endpoint) => void;
+  /** Answers STUN Binding requests on this port too; a STUN datagram is never taken for a PrivateID. */
+  readonly stun?: StunResponder;
 }
 
 /**
@@ -88,6 +91,8 @@ export class RegistrarSocket {
       this.options.limits.report('own_address', address);
       return;
     }
+    const stun = this.options.stun;
+    if (stun?.handle(message, { address, port: fromPort }, 'registrar', (answer) => this.socket.send(answer, fromPort, fromAddress))) return;
     const secret = this.pidOf(message);
     if (secret === null) {
       // Not a PrivateID: silence. Answering garbage is what lets two UDP services ping-pong.
