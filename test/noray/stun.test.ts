@@ -3,6 +3,7 @@
 // PrivateIDs still register; nothing else is answered, and answers are rate-limited per source.
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { LimitReporter } from '../../src/ops/limit-reporter.js';
 import { classifyStun, decodeBindingSuccess, encodeBindingRequest, encodeBindingSuccess, MAX_RESPONSE_BYTES } from '../../src/fronts/noray/stun.js';
 import { NetfoxClient } from '../clients/netfox.js';
 import { port, startApp } from '../helpers/app.js';
+import { runs } from '../helpers/fuzz.js';
 import { rejections, sampleOf } from '../helpers/metrics.js';
 import { onCi, stunClientMissing, thirdPartyStun } from '../helpers/stun-client.js';
 
@@ -140,4 +142,42 @@ describe('STUN on the registrar and alt ports', () => {
       expect(await sampleOf(app.metrics, 'noray_stun_requests_total', { socket: 'registrar', outcome: 'answered' })).toBeGreaterThanOrEqual(1);
     }, 20_000);
   }
+});
+
+describe('STUN ports under arbitrary input', () => {
+  it('a STUN-shaped or arbitrary datagram gets no reply, or one Binding success of at most 44 bytes to a Binding request', async () => {
+    const app = await stunApp({ udpRegistrarReplyRate: 1_000_000, udpRegistrarReplyBurst: 1_000_000 });
+    const { socket, replies } = await udp();
+    const targets = [port(app, 'noray', 'registrar'), port(app, 'noray', 'stunAlt')];
+    const stunShaped = fc
+      .tuple(
+        fc.oneof(fc.constant(0x0001), fc.integer({ min: 0, max: 0x3fff })),
+        fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ maxLength: 64 })),
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+      )
+      .map(([type, body, id]) => {
+        const request = encodeBindingRequest(id);
+        request.writeUInt16BE(type, 0);
+        const attributes = Buffer.from(body.subarray(0, body.length - (body.length % 4)));
+        request.writeUInt16BE(attributes.length, 2);
+        return Buffer.concat([request, attributes]);
+      });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(stunShaped, fc.uint8Array({ minLength: 1, maxLength: 600 }).map((b) => Buffer.from(b))), fc.constantFrom(...targets), async (datagram, target) => {
+        replies.length = 0;
+        const probeId = randomBytes(12);
+        socket.send(datagram, target, '127.0.0.1');
+        socket.send(encodeBindingRequest(probeId), target, '127.0.0.1');
+        await expect.poll(() => replies.some((reply) => decodeBindingSuccess(reply, probeId) !== null), { interval: 1 }).toBe(true);
+        const own = replies.filter((reply) => decodeBindingSuccess(reply, probeId) === null);
+        const isRequest = classifyStun(datagram).kind === 'binding_request';
+        expect(own.length).toBe(isRequest ? 1 : 0);
+        for (const reply of own) {
+          expect(reply.length).toBeLessThanOrEqual(MAX_RESPONSE_BYTES);
+          expect(decodeBindingSuccess(reply, datagram.subarray(8, 20))).toEqual({ address: '127.0.0.1', port: socket.address().port });
+        }
+      }),
+      { numRuns: runs(200) },
+    );
+  }, 60_000);
 });
