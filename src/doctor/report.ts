@@ -52,6 +52,8 @@ export interface DoctorReport {
   /** The external address the server sees this machine's UDP as (null: not learnt). */
   readonly externalAddress: string | null;
   readonly mapping: MappingBehaviour;
+  /** The one socket's address as the registrar port and the alt port saw it (null: no STUN answer). */
+  readonly seen: { readonly fromRegistrarPort: string | null; readonly fromAltPort: string | null };
   /** What to tell a person, most important first. */
   readonly verdict: readonly string[];
   readonly exitCode: number;
@@ -94,7 +96,7 @@ export function buildReport(findings: DoctorFindings): DoctorReport {
   if (findings.resolveError !== undefined) {
     checks.push({ id: 'resolve', status: 'fail', text: `cannot resolve ${target.host}: ${findings.resolveError}` });
     verdict.push(`${target.host} does not resolve (${findings.resolveError}): check the name, or pass the server's IP address.`);
-    return { target, checks, externalAddress: null, mapping: 'unknown', verdict, exitCode: EXIT_PROBLEM };
+    return { target, checks, externalAddress: null, mapping: 'unknown', seen: { fromRegistrarPort: null, fromAltPort: null }, verdict, exitCode: EXIT_PROBLEM };
   }
 
   const control = findings.control;
@@ -213,7 +215,8 @@ export function buildReport(findings: DoctorFindings): DoctorReport {
     verdict.push(`No problem found: the control port, the registrar and the relay work from here${punch}.`);
   }
   const exitCode = problem ? EXIT_PROBLEM : relayOnly ? EXIT_RELAY_ONLY : EXIT_OK;
-  return { target, checks, externalAddress: external, mapping: behaviour, verdict, exitCode };
+  const seen = { fromRegistrarPort: external, fromAltPort: mapping?.alt ? show(mapping.alt) : null };
+  return { target, checks, externalAddress: external, mapping: behaviour, seen, verdict, exitCode };
 }
 
 const MARK: Record<Status, string> = { ok: 'ok  ', info: 'info', warn: 'warn', fail: 'FAIL', skip: 'skip' };

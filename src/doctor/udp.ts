@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Endpoint } from '../core/endpoint.js';
 import { normalizeAddress } from '../core/endpoint.js';
-import { decodeBindingSuccess, encodeBindingRequest, TRANSACTION_ID_BYTES } from '../fronts/noray/stun.js';
+import { decodeBindingSuccess, encodeBindingRequest, TRANSACTION_ID_BYTES } from '../core/stun.js';
 
 export const RESEND_MS = 100;
 

@@ -19,8 +19,8 @@ export function stunClientMissing(): string | null {
  */
 export function thirdPartyStun(host: string, port: number, timeoutMs = 5000, prefix: readonly string[] = []): Promise<string | null> {
   return new Promise((resolve) => {
-    const [command, ...args] = [...prefix, 'turnutils_stunclient', '-p', String(port), host] as [string, ...string[]];
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...prefix, 'turnutils_stunclient', '-p', String(port), host];
+    const child = spawn(argv[0] ?? 'turnutils_stunclient', argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

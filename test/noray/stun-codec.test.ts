@@ -13,7 +13,7 @@ import {
   MAGIC_COOKIE,
   MAX_REQUEST_BYTES,
   MAX_RESPONSE_BYTES,
-} from '../../src/fronts/noray/stun.js';
+} from '../../src/core/stun.js';
 import { runs } from '../helpers/fuzz.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');

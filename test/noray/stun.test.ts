@@ -14,7 +14,7 @@ import { createNorayMetrics, type NorayLimitReason } from '../../src/fronts/nora
 import { StunResponder } from '../../src/fronts/noray/stun-responder.js';
 import { StunSocket } from '../../src/fronts/noray/stun-socket.js';
 import { LimitReporter } from '../../src/ops/limit-reporter.js';
-import { classifyStun, decodeBindingSuccess, encodeBindingRequest, encodeBindingSuccess, MAX_RESPONSE_BYTES } from '../../src/fronts/noray/stun.js';
+import { classifyStun, decodeBindingSuccess, encodeBindingRequest, encodeBindingSuccess, MAX_RESPONSE_BYTES } from '../../src/core/stun.js';
 import { NetfoxClient } from '../clients/netfox.js';
 import { port, startApp } from '../helpers/app.js';
 import { runs } from '../helpers/fuzz.js';

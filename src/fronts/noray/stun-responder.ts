@@ -5,7 +5,7 @@ import type { LimitSink } from '../../core/limits/reporting.js';
 import { sourceKey } from '../../core/limits/source-key.js';
 import { SourceRateLimiter } from '../../core/limits/source-rate-limiter.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
-import { classifyStun, encodeBindingSuccess } from './stun.js';
+import { classifyStun, encodeBindingSuccess } from '../../core/stun.js';
 
 /** Which of our sockets a STUN request came to: the `socket` label of noray_stun_requests_total. */
 export type StunSocketName = 'registrar' | 'alt';

@@ -6,7 +6,7 @@
 //                      magic cookie 0x2112A442 u32 | transaction id (12 bytes)
 //   attribute:         type u16 | length u16 | value, padded to a multiple of 4
 import ipaddr from 'ipaddr.js';
-import type { Endpoint } from '../../core/endpoint.js';
+import type { Endpoint } from './endpoint.js';
 
 export const MAGIC_COOKIE = 0x2112a442;
 export const HEADER_BYTES = 20;
