@@ -96,7 +96,7 @@ export class ControlConnection {
     this.send('register-host');
     const oid = await this.next(['set-oid'], timeoutMs);
     if (oid === null) return { error: this.closed ? 'connection closed' : `no set-oid within ${timeoutMs} ms` };
-    if (oid.command === 'error') return { error: oid.data };
+    if (oid.command === 'error') return { error: `the server said "error ${oid.data}"` };
     const pid = await this.next(['set-pid'], timeoutMs);
     if (pid === null || pid.command === 'error') return { error: pid?.data ?? `no set-pid within ${timeoutMs} ms` };
     return { oid: oid.data, pid: pid.data };

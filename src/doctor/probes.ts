@@ -55,7 +55,7 @@ async function register(
   const ids = await control.registerHost(options.timeoutMs);
   if ('error' in ids) {
     control.close();
-    return { failure: { kind: 'protocol', message: `register-host: ${ids.error}` } };
+    return { failure: { kind: 'protocol', message: `register-host failed: ${ids.error} (is it a noray control port?)` } };
   }
   const ms = Date.now() - started;
   const udp = await ProbeSocket.open(family);

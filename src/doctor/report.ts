@@ -110,7 +110,7 @@ export function buildReport(findings: DoctorFindings): DoctorReport {
         : failure.kind === 'timeout'
           ? `TCP ${server}:${target.controlPort} does not answer (timed out): a firewall drops it; open TCP ${target.controlPort} on the server`
           : failure.kind === 'protocol'
-            ? `TCP ${server}:${target.controlPort} answers, but not as noray: ${failure.message}`
+            ? `TCP ${server}:${target.controlPort} answers, but ${failure.message}`
             : `cannot reach TCP ${server}:${target.controlPort}: ${failure.message}`;
     checks.push({ id: 'control', status: 'fail', text: why });
     verdict.push(`The control port is unreachable, so no game can register: ${sentence(why)}`);

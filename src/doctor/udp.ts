@@ -70,7 +70,7 @@ export class ProbeSocket {
   /** netfox's register_remote(): the PrivateID until a reply; the reply's text, or null without one. */
   register(pid: string, host: string, port: number, timeoutMs: number): Promise<string | null> {
     return this.exchange(Buffer.from(pid), host, port, timeoutMs, (message, from) =>
-      from.port === port ? message.toString('utf8').slice(0, 200) : null,
+      from.port === port && from.address === normalizeAddress(host) ? message.toString('utf8').slice(0, 200) : null,
     );
   }
 

@@ -1,5 +1,6 @@
 // `noray doctor` against a real server on loopback: the built bin's exit codes and output.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { port, startApp } from '../helpers/app.js';
@@ -54,6 +55,20 @@ describe('noray doctor', () => {
     expect(silent.code).toBe(1);
     expect(silent.out).toContain('UDP 127.0.0.1:9 (the registrar) gets no answer: open UDP 9 on the server');
   }, 30_000);
+
+  it('a TCP port that is not noray: says register-host got nothing, exit 1', async () => {
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = silent.address();
+      const tcpPort = typeof address === 'object' && address !== null ? address.port : 0;
+      const result = await doctor(['127.0.0.1', '--port', String(tcpPort), '--timeout', '300ms']);
+      expect(result.code).toBe(1);
+      expect(result.out).toContain(`TCP 127.0.0.1:${tcpPort} answers, but register-host failed: no set-oid within 300 ms (is it a noray control port?)`);
+    } finally {
+      silent.close();
+    }
+  });
 
   it('wrong arguments: exit 2 with the usage', async () => {
     const bad = await doctor(['--port', 'nope']);
