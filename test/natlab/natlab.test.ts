@@ -432,19 +432,18 @@ interface DoctorRun {
   readonly text: string;
 }
 
-const DOCTOR_ARGS = [SERVER_IP, '--stun-port', String(STUN_ALT_PORT), '--relay-ports', RELAY_PORTS, '--timeout', '5s'];
+const DOCTOR_ARGS = [SERVER_IP, '--stun-port', String(STUN_ALT_PORT), '--relay-ports', RELAY_PORTS];
 
-/** `noray doctor` on a machine's namespace, once with --json (asserted) and once as text (shown). */
+/** `noray doctor` on a machine's namespace, with --json (asserted) and at the same time as text (shown). */
 async function doctorOn(key: string): Promise<DoctorRun> {
   const ns = machine(key).agent.namespace;
-  const json = await lab.doctor(ns, [...DOCTOR_ARGS, '--json']);
+  const [json, text] = await Promise.all([lab.doctor(ns, [...DOCTOR_ARGS, '--json']), lab.doctor(ns, DOCTOR_ARGS)]);
   let report: DoctorReport;
   try {
     report = JSON.parse(json.stdout) as DoctorReport;
   } catch {
     throw new Error(`doctor on ${key} printed no JSON (exit ${json.code}): ${json.stdout}${json.stderr}`);
   }
-  const text = await lab.doctor(ns, DOCTOR_ARGS);
   if (text.code !== json.code) throw new Error(`doctor on ${key}: exit ${json.code} with --json, ${text.code} without:\n${text.stdout}`);
   return { code: json.code, report, text: text.stdout };
 }
