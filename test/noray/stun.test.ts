@@ -54,6 +54,20 @@ describe('STUN on the registrar and alt ports', () => {
     expect(await sampleOf(app.metrics, 'noray_stun_requests_total', { socket: 'alt', outcome: 'answered' })).toBe(1);
   });
 
+  it('over IPv6: XOR-MAPPED-ADDRESS carries the IPv6 source', async () => {
+    const app = await startApp({ socketPort: 0, udpHost: '::1', udpRegistrarPort: 0, stunAltPort: 0 });
+    const socket = createSocket('udp6');
+    sockets.push(socket);
+    const replies: Buffer[] = [];
+    socket.on('message', (message) => replies.push(message));
+    await new Promise<void>((resolve) => socket.bind(0, '::1', resolve));
+    const id = randomBytes(12);
+    socket.send(encodeBindingRequest(id), port(app, 'noray', 'stunAlt'), '::1');
+    await expect.poll(() => replies.length).toBe(1);
+    expect(replies[0]?.length).toBe(MAX_RESPONSE_BYTES);
+    expect(decodeBindingSuccess(replies[0] ?? Buffer.alloc(0), id)).toEqual({ address: '::1', port: socket.address().port });
+  });
+
   it('the registrar still registers PrivateIDs beside STUN', async () => {
     const app = await stunApp();
     const client = await NetfoxClient.connect(port(app, 'noray', 'control'));

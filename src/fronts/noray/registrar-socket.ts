@@ -44,7 +44,9 @@ export interface RegistrarSocketOptions {
  * No datagram can start an exchange that sustains itself (the "loop DoS" class): a datagram that
  * cannot be a PrivateID gets no reply (so our own replies, or another registrar's, are never
  * answered), replies to one source IP are rate-limited, and a source that is one of our own
- * endpoints is ignored. Replies are never longer than the request: no amplification.
+ * endpoints is ignored. Replies are never longer than the request: no amplification. STUN Binding
+ * requests (told apart by their header) go to the StunResponder instead, whose answers are at most
+ * 44 bytes and rate-limited per source the same way.
  */
 export class RegistrarSocket {
   private readonly socket: Socket;
