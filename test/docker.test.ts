@@ -26,6 +26,7 @@ const keyword = (list: Instruction[], name: string): Instruction[] => list.filte
 const PROTOCOL: Partial<Record<ConfigKey, 'tcp' | 'udp'>> = {
   socketPort: 'tcp',
   udpRegistrarPort: 'udp',
+  stunAltPort: 'udp',
   udpRelayPorts: 'udp',
   lobbyHttpPort: 'tcp',
   lobbyUdpPort: 'udp',

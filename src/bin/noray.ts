@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { App, tlsConfigured } from '../app.js';
 import { ConfigError, helpText, parseCli, readEnvFile, resolveConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { runDoctor } from '../doctor/cli.js';
 import { createLogger } from '../ops/logger.js';
 import { reportReady, runPrimary, workerConfig, workerProblems, workerSeat } from '../workers.js';
 
@@ -15,6 +16,8 @@ function version(): string {
 }
 
 async function main(): Promise<number> {
+  // `noray doctor ...`: a client of a noray server, not a server.
+  if (process.argv[2] === 'doctor') return runDoctor(process.argv.slice(3));
   let app: App;
   try {
     const cli = parseCli(process.argv.slice(2));

@@ -74,6 +74,7 @@ const VALUE_SYNTAX: Record<string, string> = {
 export function helpText(): string {
   const lines = [
     'Usage: noray [options]',
+    '       noray doctor [HOST] [--json] [--port PORT] ...   why players cannot connect (noray doctor --help)',
     '',
     'Every option can also be set by its environment variable or in a .env file.',
     'Precedence: flag > environment > .env file > default.',

@@ -42,6 +42,7 @@ function portClashes(config: Config): string[] {
   ];
   const udp: Listener[] = [
     { name: 'NORAY_UDP_REGISTRAR_PORT', host: config.udpHost, ports: one(config.udpRegistrarPort) },
+    { name: 'NORAY_STUN_ALT_PORT', host: config.udpHost, ports: one(config.stunAltPort) },
     { name: 'NORAY_UDP_RELAY_PORTS', host: config.udpHost, ports: config.udpRelayPorts ?? [] },
     { name: 'NORAY_LOBBY_UDP_PORT', host: config.lobbyHost, ports: one(config.lobbyUdpPort) },
   ];

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, configWith, resolveConfig } from '../../src/config/load.js';
+import { runDoctor } from '../../src/doctor/cli.js';
+import type { DoctorReport } from '../../src/doctor/report.js';
 import { relayPortsOf, workerConfig, workerProblems } from '../../src/workers.js';
 import { WsPeer } from '../clients/carparty.js';
 import { bindLocalPort, NetfoxClient } from '../clients/netfox.js';
@@ -48,6 +50,7 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
     NORAY_HTTP_HOST: HOST,
     NORAY_SOCKET_PORT: '0',
     NORAY_UDP_REGISTRAR_PORT: '0',
+    NORAY_STUN_ALT_PORT: '0',
     NORAY_WSRELAY_PORT: '0',
     NORAY_HTTP_PORT: '0',
     NORAY_TCPRELAY_HOST: HOST,
@@ -60,7 +63,7 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 interface ReadyPorts {
-  noray: { control: number; registrar: number; relay: number[] };
+  noray: { control: number; registrar: number; stunAlt: number; relay: number[] };
   wsrelay: { ws: number };
 }
 
@@ -257,6 +260,20 @@ describe.skipIf(missing !== null && !onCi)('noray --workers 2 over a real Redis'
       hostUdp.send(`to client ${round}`, clientRelayPort, HOST);
       expect(await atClient).toEqual({ text: `to client ${round}`, from: `${HOST}:${hostRelayPort}` });
     }
+  }, 60_000);
+
+  it('noray doctor finds nothing wrong: STUN on the shared registrar and alt ports, relay across the workers', async () => {
+    const { ports } = await startWorkers();
+    let out = '';
+    const code = await runDoctor(
+      [HOST, '--json', '--port', String(ports.noray.control), '--registrar-port', String(ports.noray.registrar), '--stun-port', String(ports.noray.stunAlt), '--relay-clients', '1'],
+      { write: (text: string) => void (out += text) },
+      { write: () => undefined },
+    );
+    const report = JSON.parse(out) as DoctorReport;
+    expect(code, out).toBe(0);
+    expect(report.seen.fromAltPort).toBe(report.seen.fromRegistrarPort);
+    expect(report.checks.map((check) => check.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
   }, 60_000);
 
   it('a worker that dies is restarted under a new node id, with its relay ports', async () => {

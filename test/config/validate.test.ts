@@ -27,6 +27,13 @@ describe('config validated as a whole', () => {
     expect(configProblems(configWith({ socketPort: 8809 }))).toEqual([]);
   });
 
+  it('finds the STUN alt port on the registrar port', () => {
+    expect(configProblems(configWith({ stunAltPort: 8809 }))).toEqual([
+      'NORAY_UDP_REGISTRAR_PORT and NORAY_STUN_ALT_PORT both want UDP port 8809: give each its own',
+    ]);
+    expect(configProblems(configWith({ stunAltPort: 3478 }))).toEqual([]);
+  });
+
   it('shortens a long overlap', () => {
     const [problem] = configProblems(configWith({ udpRelayPorts: Array.from({ length: 10 }, (_, i) => 5990 + i) }));
     expect(problem).toContain('UDP port 5990');

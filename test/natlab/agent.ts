@@ -18,6 +18,8 @@ interface Player {
   readonly inbox: Map<Address, Buffer[]>;
   /** Running host handshakes (a host answers every client at once), by target address. */
   readonly blasts: Map<Address, { stop(): void; timer: NodeJS.Timeout }>;
+  /** The registrar's address once register_remote ran. */
+  registrar: Address | null;
 }
 
 const players = new Map<string, Player>();
@@ -67,7 +69,7 @@ const handlers: { [C in Command]: Handler<C> } = {
   async open({ player: name, bind, server, tcpPort }) {
     if (players.has(name)) throw new Error(`player ${name} exists`);
     const netfox = await NetfoxClient.connect(tcpPort, server, bind);
-    const p: Player = { netfox, bind, server, game: null, inbox: new Map(), blasts: new Map() };
+    const p: Player = { netfox, bind, server, game: null, inbox: new Map(), blasts: new Map(), registrar: null };
     players.set(name, p);
     await netfox.registerHost();
     return { oid: netfox.oid, tcpLocal: `${netfox.socket.localAddress}:${netfox.socket.localPort}` };
@@ -75,6 +77,7 @@ const handlers: { [C in Command]: Handler<C> } = {
 
   async registerRemote({ player: name, registrarPort }) {
     const p = player(name);
+    p.registrar = `${p.server}:${registrarPort}`;
     const result = await p.netfox.registerRemote(registrarPort);
     return { result, localPort: p.netfox.localPort };
   },
@@ -104,6 +107,9 @@ const handlers: { [C in Command]: Handler<C> } = {
     game.on('message', (message, info) => {
       if (isHandshakeStatus(message)) return;
       const from = `${info.address}:${info.port}`;
+      // register_remote sends its PrivateID every 100 ms until the first OK: on a busy server the
+      // OK to a repeat arrives after the game socket took the port over. ENet drops it as not its own.
+      if (from === p.registrar) return;
       let list = p.inbox.get(from);
       if (!list) p.inbox.set(from, (list = []));
       list.push(message);

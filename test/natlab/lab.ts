@@ -25,6 +25,7 @@ export const CONTROL_PORT = 8890;
 export const REGISTRAR_PORT = 8809;
 export const HTTP_PORT = 8891;
 export const RELAY_PORTS = '49152-49279';
+export const STUN_ALT_PORT = 3478;
 const PREFIX = 'nl';
 
 export type Profile = 'easy' | 'restricted' | 'fullcone' | 'symmetric' | 'none';
@@ -37,6 +38,8 @@ export interface RouterSpec {
   /** LAN prefix without the last octet: router .1, machines .2, .3, ... */
   readonly lan: string;
   readonly machines: number;
+  /** UDP destination ports (iptables `A:B`) the router's firewall drops on the way out: a firewall in the way. */
+  readonly blockUdpPorts?: string;
 }
 
 /** Machine with its own public address on the bridge: no NAT, no firewall. */
@@ -65,6 +68,19 @@ export function run(command: string, args: readonly string[], input?: string): P
     });
     child.stdin.on('error', () => undefined); // EPIPE from a command that exits before reading: its exit code tells
     child.stdin.end(input ?? '');
+  });
+}
+
+/** Runs a command to its end whatever its exit code: the code and what it printed. */
+export function runStatus(command: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.on('error', reject);
+    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
   });
 }
 
@@ -321,6 +337,7 @@ function rules(router: RouterSpec): string {
     ':INPUT ACCEPT [0:0]',
     ':FORWARD ACCEPT [0:0]',
     ':OUTPUT ACCEPT [0:0]',
+    ...(router.blockUdpPorts === undefined ? [] : [`-A FORWARD -i lan -p udp --dport ${router.blockUdpPorts} -j DROP`]),
     `-A INPUT -i wan -m conntrack --ctstate ${established} -j ACCEPT`,
     '-A INPUT -i wan -j DROP',
     router.profile === 'fullcone'
@@ -382,6 +399,11 @@ export class Lab {
 
   exec(ns: string, command: string, args: readonly string[], input?: string): Promise<string> {
     return run('ip', ['netns', 'exec', ns, command, ...args], input);
+  }
+
+  /** `noray doctor ARGS` (the built bin) on a lab machine: its exit code and output. */
+  doctor(ns: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return runStatus('ip', ['netns', 'exec', ns, process.execPath, BIN, 'doctor', ...args]);
   }
 
   async buildPublic(): Promise<void> {

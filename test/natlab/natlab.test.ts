@@ -27,11 +27,15 @@ import {
   REGISTRAR_PORT,
   RELAY_PORTS,
   removeStaleNamespaces,
+  runStatus,
   SERVER_IP,
+  STUN_ALT_PORT,
   type OpenSpec,
   type Profile,
   type RouterSpec,
 } from './lab.js';
+import type { DoctorReport } from '../../src/doctor/report.js';
+import { onCi, stunClientMissing } from '../helpers/stun-client.js';
 import type { StreamCheck } from './payload.js';
 import type { Address, Command, Requests } from './protocol.js';
 
@@ -48,6 +52,8 @@ const ROUTERS: readonly RouterSpec[] = [
   { name: 'sym1', profile: 'symmetric', wan: '203.0.113.31', lan: '10.31.0', machines: 2 },
   { name: 'sym2', profile: 'symmetric', wan: '203.0.113.32', lan: '192.168.32', machines: 2 },
   { name: 'restr1', profile: 'restricted', wan: '203.0.113.41', lan: '192.168.41', machines: 1 },
+  // An easy NAT whose firewall drops UDP to the server's relay range: only `noray doctor` runs here.
+  { name: 'fw1', profile: 'easy', wan: '203.0.113.51', lan: '10.51.0', machines: 1, blockUdpPorts: RELAY_PORTS.replace('-', ':') },
 ];
 const OPEN: OpenSpec = { name: 'open', address: '203.0.113.50' };
 const LAN_PREFIXES = ROUTERS.map((router) => `${router.lan}.`);
@@ -417,6 +423,59 @@ async function rebinding(hostKey: string, clientKey: string, count: number): Pro
 }
 
 // ---------------------------------------------------------------------------------------------
+// noray doctor and STUN from lab machines
+
+interface DoctorRun {
+  readonly code: number | null;
+  readonly report: DoctorReport;
+  /** The text report of a second run (what a person sees), for the results printout. */
+  readonly text: string;
+}
+
+const DOCTOR_ARGS = [SERVER_IP, '--stun-port', String(STUN_ALT_PORT), '--relay-ports', RELAY_PORTS];
+
+/** `noray doctor` on a machine's namespace, with --json (asserted) and at the same time as text (shown). */
+async function doctorOn(key: string): Promise<DoctorRun> {
+  const ns = machine(key).agent.namespace;
+  const [json, text] = await Promise.all([lab.doctor(ns, [...DOCTOR_ARGS, '--json']), lab.doctor(ns, DOCTOR_ARGS)]);
+  let report: DoctorReport;
+  try {
+    report = JSON.parse(json.stdout) as DoctorReport;
+  } catch {
+    throw new Error(`doctor on ${key} printed no JSON (exit ${json.code}): ${json.stdout}${json.stderr}`);
+  }
+  if (text.code !== json.code) throw new Error(`doctor on ${key}: exit ${json.code} with --json, ${text.code} without:\n${text.stdout}`);
+  return { code: json.code, report, text: text.stdout };
+}
+
+const DOCTOR_MACHINES = ['easy1a', 'sym1a', 'fw1a', 'open'] as const;
+
+interface ThirdPartyStun {
+  /** turnutils_stunclient's reflexive address per server port. */
+  readonly mapped: Record<number, string | null>;
+  /** External ports the router's conntrack holds toward each server port (the truth to compare with). */
+  readonly conntrack: Record<number, number[]>;
+}
+
+/** coturn's STUN client on a machine behind a router, against both STUN ports of the server. */
+async function thirdPartyStunOn(key: string): Promise<ThirdPartyStun> {
+  const m = machine(key);
+  const mapped: Record<number, string | null> = {};
+  const conntrack: Record<number, number[]> = {};
+  for (const serverPort of [REGISTRAR_PORT, STUN_ALT_PORT]) {
+    const run = await runStatus('timeout', ['5', 'ip', 'netns', 'exec', m.agent.namespace, 'turnutils_stunclient', '-p', String(serverPort), SERVER_IP]);
+    mapped[serverPort] = /UDP reflexive addr: (\S+)/.exec(run.stdout)?.[1] ?? null;
+    const out = m.router ? await lab.exec(lab.routerNs(m.router), 'conntrack', ['-L', '-p', 'udp']).catch(() => '') : '';
+    conntrack[serverPort] = out
+      .split('\n')
+      .map((line) => new RegExp(`src=${m.address.replace(/\./g, '\\.')} dst=${SERVER_IP.replace(/\./g, '\\.')} sport=\\d+ dport=${serverPort} .*dport=(\\d+)`).exec(line)?.[1])
+      .filter((port): port is string => port !== undefined)
+      .map(Number);
+  }
+  return { mapped, conntrack };
+}
+
+// ---------------------------------------------------------------------------------------------
 // What runs, and the results table
 
 interface Pair {
@@ -580,6 +639,7 @@ if (!capability.ok) {
         NORAY_SOCKET_PORT: String(CONTROL_PORT),
         NORAY_UDP_HOST: SERVER_IP,
         NORAY_UDP_REGISTRAR_PORT: String(REGISTRAR_PORT),
+        NORAY_STUN_ALT_PORT: String(STUN_ALT_PORT),
         NORAY_UDP_RELAY_PORTS: RELAY_PORTS,
         NORAY_UDP_RELAY_MAX_INDIVIDUAL_TRAFFIC: RELAY_LIMIT,
         NORAY_HTTP_HOST: SERVER_IP,
@@ -611,6 +671,8 @@ if (!capability.ok) {
       }
       for (const group of GROUPS) launch(`relay ${group.key}`, () => relay(group.host, group.clients, 1000));
       launch('rebind', () => rebinding(REBIND.host, REBIND.client, REBIND.count));
+      for (const key of DOCTOR_MACHINES) launch(`doctor ${key}`, () => doctorOn(key));
+      if (stunClientMissing() === null) for (const key of ['easy2a', 'sym2a']) launch(`stun ${key}`, () => thirdPartyStunOn(key));
       void Promise.all(scenarios.values()).then(() => (timings.scenarios = Date.now() - scenariosStarted));
     }, 180_000);
 
@@ -625,6 +687,13 @@ if (!capability.ok) {
             .filter((line) => line.startsWith('noray_relay_drop_count{') && !line.endsWith(' 0'))
             .join('\n');
           const kernel = await udpErrors();
+          const doctors = await Promise.all(
+            DOCTOR_MACHINES.map(async (key) => {
+              const settled = await scenarios.get(`doctor ${key}`);
+              return settled?.ok ? `$ noray doctor on ${key} (${profileOf(key)})\n${(settled.value as DoctorRun).text}` : `doctor on ${key}: ${settled ? String(settled.error) : 'not run'}`;
+            }),
+          );
+          console.log(`${doctors.join('\n')}`);
           console.log(
             `${table()}\n\nrelay drops on the server: ${drops || 'none'}\nUDP receive errors in the kernel: ${kernel || 'none'}\n` +
               `lab built and every process ready in ${timings.setup} ms, all scenarios done in ${timings.scenarios} ms`,
@@ -716,6 +785,68 @@ if (!capability.ok) {
       for (const flow of attempt.flows) expect(intact(flow), describeFlow(flow)).toBe(true);
       expect(attempt.ok, attempt.detail).toBe(true);
     }, 60_000);
+
+    describe('6. noray doctor names the cause in each lab setup', () => {
+      const verdict = (run: DoctorRun) => run.report.verdict.join(' ');
+
+      it('easy NAT: no problem, one mapping for both server ports, exit 0', async () => {
+        const run = await outcome<DoctorRun>('doctor easy1a');
+        expect(run.code, run.text).toBe(0);
+        expect(run.report.mapping).toBe('endpoint-independent');
+        expect(run.report.seen.fromRegistrarPort).toMatch(/^203\.0\.113\.11:\d+$/);
+        expect(run.report.seen.fromAltPort).toBe(run.report.seen.fromRegistrarPort);
+        expect(verdict(run)).toContain('No problem found');
+      }, 60_000);
+
+      it('symmetric NAT: two mappings, says punchthrough will fail and the relay is needed, exit 3', async () => {
+        const run = await outcome<DoctorRun>('doctor sym1a');
+        expect(run.code, run.text).toBe(3);
+        expect(run.report.mapping).toBe('endpoint-dependent');
+        const { fromRegistrarPort, fromAltPort } = run.report.seen;
+        expect(fromRegistrarPort).toMatch(/^203\.0\.113\.31:\d+$/);
+        expect(fromAltPort).toMatch(/^203\.0\.113\.31:\d+$/);
+        expect(fromAltPort).not.toBe(fromRegistrarPort);
+        expect(verdict(run)).toContain('punchthrough (connect) from here will fail');
+        expect(verdict(run)).toContain('need the relay');
+        expect(verdict(run)).toContain('The relay works');
+      }, 60_000);
+
+      it('a firewall dropping the relay range: names the range, says to open UDP, exit 1', async () => {
+        const run = await outcome<DoctorRun>('doctor fw1a');
+        expect(run.code, run.text).toBe(1);
+        expect(run.report.checks.find((c) => c.id === 'registrar')?.status).toBe('ok');
+        expect(verdict(run)).toContain(`Relay ports ${RELAY_PORTS} look blocked by a firewall`);
+        expect(verdict(run)).toContain(`open UDP ${RELAY_PORTS}`);
+      }, 60_000);
+
+      it('no NAT: no problem, exit 0', async () => {
+        const run = await outcome<DoctorRun>('doctor open');
+        expect(run.code, run.text).toBe(0);
+        expect(run.report.mapping).toBe('no-nat');
+      }, 60_000);
+    });
+
+    describe('7. a STUN client we did not write (coturn turnutils_stunclient) gets the NAT-mapped address', () => {
+      const missing = stunClientMissing();
+      const cases = [
+        ['easy2a', 'easy', '203.0.113.12'],
+        ['sym2a', 'symmetric', '203.0.113.32'],
+      ] as const;
+      const title = '%s (%s NAT): the reflexive address is the router WAN address and the port its conntrack mapping';
+      if (missing !== null && !onCi) {
+        it.skip(`${title} (skipped: ${missing})`, () => undefined);
+        return;
+      }
+      it.each(cases)(title, async (key, _profile, wan) => {
+        if (missing !== null) throw new Error(`${missing}: required on CI`);
+        const result = await outcome<ThirdPartyStun>(`stun ${key}`);
+        for (const serverPort of [REGISTRAR_PORT, STUN_ALT_PORT]) {
+          const mapped = result.mapped[serverPort];
+          expect(mapped, `port ${serverPort}`).toMatch(new RegExp(`^${wan.replace(/\./g, '\\.')}:\\d+$`));
+          expect(result.conntrack[serverPort], `conntrack toward ${serverPort}`).toContain(Number(mapped?.split(':')[1]));
+        }
+      }, 60_000);
+    });
 
     it('5. connect lines carry router WAN addresses, never LAN ones', async () => {
       let checked = 0;

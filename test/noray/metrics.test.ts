@@ -82,6 +82,7 @@ const NORAY_FRONT_METRICS = [
   'noray_remote_registrar_repeat',
   'noray_command_duration',
   'noray_command_exception',
+  'noray_stun_requests_total',
   'noray_limit_rejections_total',
   'noray_connect_pairs_total',
   'noray_connect_relay_fallbacks_total',

@@ -129,6 +129,13 @@ export const norayOptions = {
     parse: (raw) => parseInteger(raw, 1, 1_000_000),
     describe: 'Registrar replies one source IP may get at once before the rate applies',
   }),
+  stunAltPort: option({
+    env: 'NORAY_STUN_ALT_PORT',
+    default: 'off',
+    parse: parseOptionalPort,
+    describe:
+      'A second UDP port answering STUN Binding requests (the registrar port answers them too), or "off"; with it `noray doctor` tells endpoint-independent from symmetric NATs. 3478 is the STUN port, what a `stun:HOST` URL means',
+  }),
   udpRelayPorts: option({
     env: 'NORAY_UDP_RELAY_PORTS',
     default: '49152-51200',

@@ -19,6 +19,8 @@ import { createNorayMetrics, registerRelayMetrics, type NorayLimitReason } from 
 import { RegistrarSocket } from './registrar-socket.js';
 import { relayBindingOutcome } from './relay-ports.js';
 import { RelayBridge, type BridgeMessage } from './relay-bridge.js';
+import { StunResponder } from './stun-responder.js';
+import { StunSocket } from './stun-socket.js';
 
 /** Unsent reply bytes a control connection may pile up before it is dropped. */
 const MAX_PENDING_REPLY_BYTES = 64 * 1024;
@@ -40,6 +42,7 @@ export class NorayFront implements Front {
   private readonly relayBudget: RelayPortBudget | null;
   private readonly control: ControlServer | null;
   private readonly registrarSocket: RegistrarSocket | null;
+  private readonly stunSocket: StunSocket | null;
   private readonly deps: NorayDeps;
   private readonly options: NorayOptions;
   readonly inspection: NorayInspection | undefined;
@@ -144,6 +147,20 @@ export class NorayFront implements Front {
             loginTimeoutMs: options.loginTimeout,
             throttle: createSourceThrottle(options, clock),
           });
+    // One responder for both STUN ports: its per-source answer budget covers the two together.
+    const stun = new StunResponder({
+      replyRate: options.udpRegistrarReplyRate,
+      replyBurst: options.udpRegistrarReplyBurst,
+      clock,
+      addressPolicy,
+      metrics,
+      limits,
+    });
+    const isOwnEndpoint = (address: string, port: number) => this.ownEndpoints.has(address, port);
+    this.stunSocket =
+      options.stunAltPort === null
+        ? null
+        : new StunSocket({ host: options.udpHost, port: options.stunAltPort, responder: stun, isOwnEndpoint, metrics, limits, logger });
     this.inspection = this.control ? new NorayInspection(commands, this.addresses, this.relay, this.control, clock) : undefined;
     this.registrarSocket =
       options.udpRegistrarPort === null
@@ -156,13 +173,14 @@ export class NorayFront implements Front {
             replyRate: options.udpRegistrarReplyRate,
             replyBurst: options.udpRegistrarReplyBurst,
             clock,
-            isOwnEndpoint: (address, port) => this.ownEndpoints.has(address, port),
+            isOwnEndpoint,
             registrar: new SessionRegistrar(this.sessions, this.addresses),
             metrics,
             logger,
             addressPolicy,
             limits,
             onMoved: (from, to) => this.relay?.move(from, to),
+            stun,
           });
   }
 
@@ -195,6 +213,8 @@ export class NorayFront implements Front {
     try {
       await this.registrarSocket?.bind();
       if (this.registrarSocket) this.ownEndpoints.add([this.registrarSocket.port]);
+      await this.stunSocket?.bind();
+      if (this.stunSocket) this.ownEndpoints.add([this.stunSocket.port]);
       if (this.relay) this.ownEndpoints.add(this.relay.boundPorts);
       this.bridge?.start();
       await this.control?.listen();
@@ -208,13 +228,14 @@ export class NorayFront implements Front {
 
   async stop(): Promise<void> {
     this.bridge?.stop();
-    await Promise.all([this.control?.close(), this.registrarSocket?.close(), this.relay?.stop()]);
+    await Promise.all([this.control?.close(), this.registrarSocket?.close(), this.stunSocket?.close(), this.relay?.stop()]);
   }
 
   ports(): Record<string, number | number[]> {
     const ports: Record<string, number | number[]> = {};
     if (this.control) ports.control = this.control.port;
     if (this.registrarSocket) ports.registrar = this.registrarSocket.port;
+    if (this.stunSocket) ports.stunAlt = this.stunSocket.port;
     if (this.relay) ports.relay = this.relay.boundPorts;
     return ports;
   }
@@ -257,6 +278,7 @@ const NORAY_OPTION_KEYS = [
   'socketHost',
   'socketMaxLineLength',
   'socketPort',
+  'stunAltPort',
   'sourceByteBurst',
   'sourceByteRate',
   'sourceMessageBurst',

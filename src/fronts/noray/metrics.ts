@@ -15,6 +15,7 @@ export type NorayLimitReason =
   | 'denied_peer'
   | 'own_address'
   | 'registrar_reply_rate'
+  | 'stun_reply_rate'
   | 'connect_rate'
   | 'connect_host_rate'
   | 'connect_coalesced'
@@ -55,6 +56,12 @@ export function createNorayMetrics(registry: Registry) {
       name: 'noray_command_exception',
       help: 'Control commands that failed with an internal error',
       labelNames: ['command'],
+      registers: [registry],
+    }),
+    stunRequests: new Counter({
+      name: 'noray_stun_requests_total',
+      help: 'STUN datagrams on the registrar and alt ports, by socket and outcome (answered, or why not)',
+      labelNames: ['socket', 'outcome'],
       registers: [registry],
     }),
     connectionsClosed: new Counter({

@@ -9,6 +9,7 @@ import type { LimitSink } from '../../core/limits/reporting.js';
 import type { SessionRegistrar, SessionRegistration } from '../../core/session-registrar.js';
 import type { HostSession } from './handlers.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
+import type { StunResponder } from './stun-responder.js';
 
 const OK = Buffer.from('OK');
 const UNKNOWN = Buffer.from('Unknown host pid!');
@@ -33,6 +34,8 @@ export interface RegistrarSocketOptions {
   readonly limits: LimitSink<NorayLimitReason>;
   /** A registered player re-registered from a new endpoint (its relays follow it). */
   readonly onMoved?: (from: Endpoint, to: Endpoint) => void;
+  /** Answers STUN Binding requests on this port too; a STUN datagram is never taken for a PrivateID. */
+  readonly stun?: StunResponder;
 }
 
 /**
@@ -41,7 +44,9 @@ export interface RegistrarSocketOptions {
  * No datagram can start an exchange that sustains itself (the "loop DoS" class): a datagram that
  * cannot be a PrivateID gets no reply (so our own replies, or another registrar's, are never
  * answered), replies to one source IP are rate-limited, and a source that is one of our own
- * endpoints is ignored. Replies are never longer than the request: no amplification.
+ * endpoints is ignored. Replies are never longer than the request: no amplification. STUN Binding
+ * requests (told apart by their header) go to the StunResponder instead, whose answers are at most
+ * 44 bytes and rate-limited per source the same way.
  */
 export class RegistrarSocket {
   private readonly socket: Socket;
@@ -88,6 +93,8 @@ export class RegistrarSocket {
       this.options.limits.report('own_address', address);
       return;
     }
+    const stun = this.options.stun;
+    if (stun?.handle(message, { address, port: fromPort }, 'registrar', (answer) => this.socket.send(answer, fromPort, fromAddress))) return;
     const secret = this.pidOf(message);
     if (secret === null) {
       // Not a PrivateID: silence. Answering garbage is what lets two UDP services ping-pong.
