@@ -32,6 +32,8 @@ describe.skipIf(missing !== null && !onCi)('a cluster node while Redis is down, 
       nodeId: 'solo',
       nodeHeartbeat: 200,
       nodeTimeout: 600,
+      // Not a liveness test: with 1 s pings a busy test process that stalls for 2 s drops the room.
+      wsrelayPingInterval: 10_000,
     });
     const control = port(app, 'noray', 'control');
     const registrar = port(app, 'noray', 'registrar');
