@@ -10,6 +10,7 @@ import type { SessionRegistrar, SessionRegistration } from '../../core/session-r
 import type { HostSession } from './handlers.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import type { StunResponder } from './stun-responder.js';
+import { bindUdp, closeUdp } from '../shared/listen.js';
 
 const OK = Buffer.from('OK');
 const UNKNOWN = Buffer.from('Unknown host pid!');
@@ -58,31 +59,20 @@ export class RegistrarSocket {
     this.pidChars = new Set(options.pidCharset);
     this.socket = createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
     this.socket.on('message', (message, from) => this.receive(message, from.address, from.port));
-    this.socket.on('error', (error) => options.logger.warn({ err: error.message }, 'registrar socket error'));
   }
 
   get port(): number {
     return this.socket.address().port;
   }
 
-  bind(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind(this.options.port, this.options.host, () => {
-        this.socket.off('error', reject);
-        resolve();
-      });
-    });
+  async bind(): Promise<void> {
+    await bindUdp(this.socket, this.options.port, this.options.host, (error) =>
+      this.options.logger.warn({ err: error.message }, 'registrar socket error'),
+    );
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      try {
-        this.socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    return closeUdp(this.socket);
   }
 
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {

@@ -4,6 +4,7 @@ import { normalizeAddress } from '../../core/endpoint.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import type { StunResponder } from './stun-responder.js';
+import { bindUdp, closeUdp } from '../shared/listen.js';
 
 export interface StunSocketOptions {
   readonly host: string;
@@ -31,31 +32,20 @@ export class StunSocket {
   constructor(private readonly options: StunSocketOptions) {
     this.socket = createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
     this.socket.on('message', (message, from) => this.receive(message, from.address, from.port));
-    this.socket.on('error', (error) => options.logger.warn({ err: error.message }, 'stun socket error'));
   }
 
   get port(): number {
     return this.socket.address().port;
   }
 
-  bind(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind(this.options.port, this.options.host, () => {
-        this.socket.off('error', reject);
-        resolve();
-      });
-    });
+  async bind(): Promise<void> {
+    await bindUdp(this.socket, this.options.port, this.options.host, (error) =>
+      this.options.logger.warn({ err: error.message }, 'stun socket error'),
+    );
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      try {
-        this.socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    return closeUdp(this.socket);
   }
 
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {
