@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
 /** Every address of this machine's interfaces, in the plain form sockets report (IPv4 dotted). */
@@ -17,9 +18,19 @@ function isLoopback(address: string): boolean {
 export class OwnEndpoints {
   private readonly ports = new Set<number>();
   private readonly addresses: Set<string>;
+  /** The one address the sockets are bound to, when it is a specific IP (not a wildcard). */
+  private readonly boundTo: string | null;
 
-  constructor(addresses: readonly string[] = interfaceAddresses()) {
+  /**
+   * `bindHost`: what the sockets were bound to. A wildcard (or no host, or a name) receives on
+   * every local address, so any of them with our port is us; a specific IP only that one, so a
+   * player on another loopback address that happens to use the same port number is not taken for us.
+   */
+  constructor(addresses: readonly string[] = interfaceAddresses(), bindHost?: string) {
     this.addresses = new Set(addresses);
+    const host = bindHost?.replace(/^\[(.*)\]$/, '$1') ?? '';
+    const wildcard = host === '' || host === '0.0.0.0' || host === '::' || isIP(host) === 0;
+    this.boundTo = wildcard ? null : host.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
   }
 
   add(ports: Iterable<number>): void {
@@ -27,6 +38,8 @@ export class OwnEndpoints {
   }
 
   has(address: string, port: number): boolean {
-    return this.ports.has(port) && (isLoopback(address) || this.addresses.has(address));
+    if (!this.ports.has(port)) return false;
+    if (this.boundTo !== null) return address === this.boundTo;
+    return isLoopback(address) || this.addresses.has(address);
   }
 }

@@ -118,4 +118,18 @@ describe('OwnEndpoints', () => {
     expect(own.has('203.0.113.2', 8809)).toBe(false);
     expect(own.has('127.0.0.1', 8810)).toBe(false);
   });
+
+  it('bound to one IP: only that address with our port is us; bound to a wildcard: every local address', () => {
+    const specific = new OwnEndpoints(['203.0.113.1'], '127.0.0.1');
+    specific.add([8809]);
+    expect(specific.has('127.0.0.1', 8809)).toBe(true);
+    // A player bound to another loopback address that drew the same port number.
+    expect(specific.has('127.0.1.5', 8809)).toBe(false);
+    expect(specific.has('203.0.113.1', 8809)).toBe(false);
+    for (const host of ['0.0.0.0', '::', '']) {
+      const wildcard = new OwnEndpoints(['203.0.113.1'], host);
+      wildcard.add([8809]);
+      expect([host, wildcard.has('127.0.1.5', 8809), wildcard.has('203.0.113.1', 8809)]).toEqual([host, true, true]);
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import { AddressPolicy } from '../../core/address-policy.js';
 import { MemoryAddressBook, type AddressBook } from '../../core/address-book.js';
 import type { AttachableDelivery } from '../../core/delivery.js';
-import { OwnEndpoints } from '../../core/own-endpoints.js';
+import { interfaceAddresses, OwnEndpoints } from '../../core/own-endpoints.js';
 import type { SessionStore } from '../../core/directory.js';
 import { jsonMessageCodec, TEXT_CODEC } from '../../core/codecs.js';
 import { randomIdGenerator, randomToken } from '../../core/ids.js';
@@ -31,7 +31,7 @@ export class NorayFront implements Front {
   readonly sessions: SessionStore<HostSession>;
   readonly addresses: AddressBook;
   private readonly delivery: AttachableDelivery<string>;
-  private readonly ownEndpoints = new OwnEndpoints();
+  private readonly ownEndpoints: OwnEndpoints;
   private readonly commands: NorayCommands;
   readonly relay: RelayEngine | null;
   /** Which relay engine runs, and why not native under `auto`; logged at start. */
@@ -50,6 +50,7 @@ export class NorayFront implements Front {
   constructor(deps: NorayDeps, options: NorayOptions) {
     this.deps = deps;
     this.options = options;
+    this.ownEndpoints = new OwnEndpoints(interfaceAddresses(), options.udpHost);
     const { clock, state } = deps;
     this.sessions = state.sessions<HostSession>('noray');
     this.addresses = state.addressBook('noray');
