@@ -1,4 +1,3 @@
-import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import type { AddressPolicy } from '../../core/address-policy.js';
 import type { Clock } from '../../core/clock.js';
@@ -10,7 +9,7 @@ import type { SessionRegistrar, SessionRegistration } from '../../core/session-r
 import type { HostSession } from './handlers.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import type { StunResponder } from './stun-responder.js';
-import { bindUdp, closeUdp } from '../shared/listen.js';
+import { UdpPort } from '../shared/udp-port.js';
 
 const OK = Buffer.from('OK');
 const UNKNOWN = Buffer.from('Unknown host pid!');
@@ -50,29 +49,26 @@ export interface RegistrarSocketOptions {
  * 44 bytes and rate-limited per source the same way.
  */
 export class RegistrarSocket {
-  private readonly socket: Socket;
+  private readonly udp: UdpPort;
   private readonly replies: SourceRateLimiter;
   private readonly pidChars: Set<string>;
 
   constructor(private readonly options: RegistrarSocketOptions) {
     this.replies = new SourceRateLimiter(options.replyRate, options.replyBurst, options.clock);
     this.pidChars = new Set(options.pidCharset);
-    this.socket = createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
-    this.socket.on('message', (message, from) => this.receive(message, from.address, from.port));
+    this.udp = new UdpPort(options.host, options.port, 'registrar', options.logger, (message, from) => this.receive(message, from.address, from.port));
   }
 
   get port(): number {
-    return this.socket.address().port;
+    return this.udp.port;
   }
 
-  async bind(): Promise<void> {
-    await bindUdp(this.socket, this.options.port, this.options.host, (error) =>
-      this.options.logger.warn({ err: error.message }, 'registrar socket error'),
-    );
+  bind(): Promise<void> {
+    return this.udp.bind();
   }
 
   close(): Promise<void> {
-    return closeUdp(this.socket);
+    return this.udp.close();
   }
 
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {
@@ -84,7 +80,7 @@ export class RegistrarSocket {
       return;
     }
     const stun = this.options.stun;
-    if (stun?.handle(message, { address, port: fromPort }, 'registrar', (answer) => this.socket.send(answer, fromPort, fromAddress))) return;
+    if (stun?.handle(message, { address, port: fromPort }, 'registrar', (answer) => this.udp.socket.send(answer, fromPort, fromAddress))) return;
     const secret = this.pidOf(message);
     if (secret === null) {
       // Not a PrivateID: silence. Answering garbage is what lets two UDP services ping-pong.
@@ -149,6 +145,6 @@ export class RegistrarSocket {
       this.options.limits.report('registrar_reply_rate', source);
       return;
     }
-    this.socket.send(payload, port, address);
+    this.udp.socket.send(payload, port, address);
   }
 }

@@ -1,10 +1,9 @@
-import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
 import { normalizeAddress } from '../../core/endpoint.js';
 import type { LimitSink } from '../../core/limits/reporting.js';
 import type { NorayLimitReason, NorayMetrics } from './metrics.js';
 import type { StunResponder } from './stun-responder.js';
-import { bindUdp, closeUdp } from '../shared/listen.js';
+import { UdpPort } from '../shared/udp-port.js';
 
 export interface StunSocketOptions {
   readonly host: string;
@@ -27,25 +26,22 @@ export interface StunSocketOptions {
  * socket between the workers.
  */
 export class StunSocket {
-  private readonly socket: Socket;
+  private readonly udp: UdpPort;
 
   constructor(private readonly options: StunSocketOptions) {
-    this.socket = createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
-    this.socket.on('message', (message, from) => this.receive(message, from.address, from.port));
+    this.udp = new UdpPort(options.host, options.port, 'stun', options.logger, (message, from) => this.receive(message, from.address, from.port));
   }
 
   get port(): number {
-    return this.socket.address().port;
+    return this.udp.port;
   }
 
-  async bind(): Promise<void> {
-    await bindUdp(this.socket, this.options.port, this.options.host, (error) =>
-      this.options.logger.warn({ err: error.message }, 'stun socket error'),
-    );
+  bind(): Promise<void> {
+    return this.udp.bind();
   }
 
   close(): Promise<void> {
-    return closeUdp(this.socket);
+    return this.udp.close();
   }
 
   private receive(message: Buffer, fromAddress: string, fromPort: number): void {
@@ -55,7 +51,7 @@ export class StunSocket {
       return;
     }
     const stun = this.options.responder.handle(message, { address, port: fromPort }, 'alt', (answer) =>
-      this.socket.send(answer, fromPort, fromAddress),
+      this.udp.socket.send(answer, fromPort, fromAddress),
     );
     if (!stun) this.options.metrics.stunRequests.inc({ socket: 'alt', outcome: 'not_stun' });
   }
