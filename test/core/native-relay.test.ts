@@ -9,28 +9,13 @@ import type { UdpRelayEngineOptions } from '../../src/core/relay/engine.js';
 import { loadNativeAddon, type NativeRelayBinding } from '../../src/core/relay/native-addon.js';
 import { NativeRelayEngine } from '../../src/core/relay/native-engine.js';
 import { runs } from '../helpers/fuzz.js';
-import { relayEngineKinds } from '../helpers/relay-engines.js';
+import { relayEngineKinds, relayTestOptions } from '../helpers/relay-engines.js';
 
 const addon = loadNativeAddon();
 const run = relayEngineKinds().includes('native') ? describe : describe.skip;
 
 function options(clock: Clock, ports = 4): UdpRelayEngineOptions {
-  return {
-    host: '127.0.0.1',
-    ports: Array.from({ length: ports }, () => 0),
-    clock,
-    idleTimeoutMs: 30_000,
-    cleanupIntervalMs: 30_000,
-    maxIndividualBytesPerSecond: 1 << 30,
-    maxGlobalBytesPerSecond: 1 << 30,
-    trafficIntervalMs: 100,
-    maxLifetimeMs: 3_600_000,
-    maxLifetimeBytes: 1 << 30,
-    socketBufferBytes: 1 << 16,
-    relearnAfterMs: 3_000,
-    maxPerSource: 1000,
-    maxPerSession: 1000,
-  };
+  return relayTestOptions(clock, ports, { socketBufferBytes: 1 << 16 });
 }
 
 function nativeEngine(clock: Clock, ports = 4): NativeRelayEngine {

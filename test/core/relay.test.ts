@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { RelayEngine, UdpRelayEngineOptions } from '../../src/core/relay/engine.js';
 import { ADMIT, DROP, EndpointMap, GlobalTraffic, Player, type RelayLimits } from '../../src/core/relay/relay.js';
-import { describeEachEngine, relayEngine } from '../helpers/relay-engines.js';
+import { describeEachEngine, relayEngine, relayTestOptions } from '../helpers/relay-engines.js';
 
 const limits: RelayLimits = { bytesPerSlice: 100, sliceMs: 100, maxLifetimeMs: 10_000, maxLifetimeBytes: 1_000 };
 
@@ -62,23 +62,7 @@ describeEachEngine('UdpRelayEngine', (kind) => {
 
   async function engine(ports: number, overrides: Partial<UdpRelayEngineOptions> = {}) {
     const clock = new ManualClock();
-    const relay = relayEngine(kind, {
-      host: '127.0.0.1',
-      ports: Array.from({ length: ports }, () => 0),
-      clock,
-      idleTimeoutMs: 30_000,
-      cleanupIntervalMs: 30_000,
-      maxIndividualBytesPerSecond: 1 << 30,
-      maxGlobalBytesPerSecond: 1 << 30,
-      trafficIntervalMs: 100,
-      maxLifetimeMs: 3_600_000,
-      maxLifetimeBytes: 1 << 30,
-      socketBufferBytes: 1 << 20,
-      relearnAfterMs: 3_000,
-      maxPerSource: 1000,
-      maxPerSession: 1000,
-      ...overrides,
-    });
+    const relay = relayEngine(kind, relayTestOptions(clock, ports, overrides));
     engines.push(relay);
     expect(await relay.start()).toEqual([]);
     return { relay, clock };

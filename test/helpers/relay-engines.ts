@@ -2,6 +2,7 @@
 // built (npm ci builds it where g++, make and python3 are installed). Not built: its tests skip with
 // a message, except on CI, where they fail (.ci/run builds it).
 import { describe } from 'vitest';
+import type { Clock } from '../../src/core/clock.js';
 import type { RelayEngine, UdpRelayEngineOptions } from '../../src/core/relay/engine.js';
 import { loadNativeAddon } from '../../src/core/relay/native-addon.js';
 import { createRelayEngine } from '../../src/core/relay/select.js';
@@ -32,4 +33,25 @@ export function describeEachEngine(name: string, body: (kind: RelayEngineKind) =
 
 export function relayEngine(kind: RelayEngineKind, options: UdpRelayEngineOptions): RelayEngine {
   return createRelayEngine(kind, options).engine;
+}
+
+/** Engine options for tests on loopback: `ports` ephemeral ports, limits out of the way unless overridden. */
+export function relayTestOptions(clock: Clock, ports: number, overrides: Partial<UdpRelayEngineOptions> = {}): UdpRelayEngineOptions {
+  return {
+    host: '127.0.0.1',
+    ports: Array.from({ length: ports }, () => 0),
+    clock,
+    idleTimeoutMs: 30_000,
+    cleanupIntervalMs: 30_000,
+    maxIndividualBytesPerSecond: 1 << 30,
+    maxGlobalBytesPerSecond: 1 << 30,
+    trafficIntervalMs: 100,
+    maxLifetimeMs: 3_600_000,
+    maxLifetimeBytes: 1 << 30,
+    socketBufferBytes: 1 << 20,
+    relearnAfterMs: 3_000,
+    maxPerSource: 1000,
+    maxPerSession: 1000,
+    ...overrides,
+  };
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { RelayEngine, UdpRelayEngineOptions } from '../../src/core/relay/engine.js';
 import { runs } from '../helpers/fuzz.js';
-import { relayEngine, relayEngineKinds, type RelayEngineKind } from '../helpers/relay-engines.js';
+import { relayEngine, relayEngineKinds, relayTestOptions, type RelayEngineKind } from '../helpers/relay-engines.js';
 
 /** Client sockets: four on 127.0.0.1 (one IP, as behind a NAT), two on 127.0.0.2. */
 const CLIENT_HOSTS = ['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.2', '127.0.0.2'];
@@ -56,23 +56,7 @@ class Rig {
   async start(kind: RelayEngineKind, overrides: Partial<UdpRelayEngineOptions>): Promise<void> {
     for (const list of this.received) list.length = 0;
     this.handedOut = [];
-    this.engine = relayEngine(kind, {
-      host: '127.0.0.1',
-      ports: Array.from({ length: RELAY_PORTS }, () => 0),
-      clock: this.clock,
-      idleTimeoutMs: 5_000,
-      cleanupIntervalMs: 1_000,
-      maxIndividualBytesPerSecond: 1 << 30,
-      maxGlobalBytesPerSecond: 1 << 30,
-      trafficIntervalMs: 100,
-      maxLifetimeMs: 3_600_000,
-      maxLifetimeBytes: 1 << 30,
-      socketBufferBytes: 1 << 20,
-      relearnAfterMs: 3_000,
-      maxPerSource: 1000,
-      maxPerSession: 1000,
-      ...overrides,
-    });
+    this.engine = relayEngine(kind, relayTestOptions(this.clock, RELAY_PORTS, { idleTimeoutMs: 5_000, cleanupIntervalMs: 1_000, ...overrides }));
     expect(await this.engine.start()).toEqual([]);
     this.ports = [...this.engine.boundPorts].sort((a, b) => a - b);
   }
