@@ -261,12 +261,11 @@ export class WsRelayFront implements Front {
   }
 
   /**
-   * Rooms and their clients: the store's own counts when it answers at once (one process holds
-   * them all), otherwise those of this node's connections (a cluster's totals are in Redis).
+   * Rooms and their clients: the store's own counts when this process holds them all, otherwise
+   * those of this node's connections (a cluster's totals are in Redis, and a scrape must not ask it).
    */
   private counts(): RoomCounts {
-    const counts = this.rooms.counts();
-    if (!(counts instanceof Promise)) return counts;
+    if (!this.deps.state.clustered) return this.rooms.counts() as RoomCounts;
     let rooms = 0;
     let members = 0;
     for (const peer of this.peers.values()) {
