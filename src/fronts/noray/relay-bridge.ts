@@ -15,6 +15,7 @@ import type { Endpoint } from '../../core/endpoint.js';
 import type { AddressBook } from '../../core/address-book.js';
 import type { Clock, Timer } from '../../core/clock.js';
 import type { SessionStore } from '../../core/directory.js';
+import { nodeOf } from '../../core/shared-state.js';
 import type { RelayCharge, RelayEngine } from '../../core/relay/engine.js';
 import { encodeCommand } from './codec.js';
 import type { HostSession } from './handlers.js';
@@ -129,7 +130,10 @@ export class RelayBridge {
       waiting.resolve(message);
       return;
     }
-    const answer = await this.serve(message);
+    // A store that cannot answer (Redis down) is a refusal now, not the asker's 3 s timeout.
+    const answer = await this.serve(message).catch(
+      (): BridgeMessage => ({ kind: 'introduced', id: message.id, ok: false, reason: 'internal error' }),
+    );
     this.deps.messages.deliver(message.replyTo, answer);
   }
 
@@ -137,7 +141,7 @@ export class RelayBridge {
   private async serve(request: Extract<BridgeMessage, { kind: 'introduce' }>): Promise<BridgeMessage> {
     const refuse = (reason: string): BridgeMessage => ({ kind: 'introduced', id: request.id, ok: false, reason });
     const host = await this.deps.sessions.byPublicId(request.oid);
-    if (!host || !host.connection.startsWith(`${this.deps.nodeId}/`)) return refuse(`unknown OpenID ${request.oid.slice(0, 64)}`);
+    if (!host || nodeOf(host.connection) !== this.deps.nodeId) return refuse(`unknown OpenID ${request.oid.slice(0, 64)}`);
     const hostEndpoint = await this.deps.addresses.endpointOf(host.id);
     if (!hostEndpoint) return refuse('host has not registered its address yet');
     const introduced = this.deps.relay.introduce(request.peer, hostEndpoint, request.charge);
