@@ -1,5 +1,5 @@
 // Two nodes of one cluster in one process (two Apps on one Redis): the fronts' rules hold across
-// nodes. The three-process suite (three.test.ts) runs the real bin on separate addresses.
+// nodes. The three-process suite (three-nodes.test.ts) runs the real bin on separate addresses.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
