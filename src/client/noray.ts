@@ -1,7 +1,7 @@
 // A client of the noray front (Node): the TCP control channel, the UDP registrar, and the events
 // netfox's noray.gd turns into signals. Same bytes and timing as netfox.
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { connect, isIP, type Socket } from 'node:net';
 import { encodeCommand, LineDecoder, parseCommand } from '../fronts/noray/codec.js';
 import { Emitter } from './events.js';
 
@@ -132,20 +132,28 @@ export class NorayClient extends Emitter<NorayEvents> {
 
   /**
    * register_remote(): sends the PrivateID to the registrar from one UDP socket every 100 ms for
-   * up to 8 s until a reply comes; `OK` registers that socket's address and port. Rejects with a
-   * RegisterRemoteError on any other reply or on timeout.
+   * up to 8 s until the registrar replies (datagrams from anywhere else are ignored); `OK`
+   * registers that socket's address and port. Rejects with a RegisterRemoteError on any other
+   * reply or on timeout.
    */
   async registerRemote(options: RegisterRemoteOptions = {}): Promise<{ localPort: number }> {
     if (this.#pid === '') throw new Error('register() first: the registrar needs the PrivateID');
     const udp = options.socket ?? (await bound(options.bindAddress));
+    const registrarPort = this.options.registrarPort ?? 8809;
+    const { host } = this.options;
+    // Only the registrar's answer counts: a game socket also gets its peers' datagrams.
+    const fromRegistrar = (from: RemoteInfo) =>
+      from.port === registrarPort && (isIP(host) === 0 || from.address === host || from.address === `::ffff:${host}`);
     const replies: Buffer[] = [];
-    const onMessage = (message: Buffer) => replies.push(message);
+    const onMessage = (message: Buffer, from: RemoteInfo) => {
+      if (fromRegistrar(from)) replies.push(message);
+    };
     udp.on('message', onMessage);
     const packet = Buffer.from(this.#pid, 'utf8');
     const intervalMs = options.intervalMs ?? 100;
     try {
       for (let left = options.timeoutMs ?? 8000; left > 0; left -= intervalMs) {
-        udp.send(packet, this.options.registrarPort ?? 8809, this.options.host);
+        udp.send(packet, registrarPort, host);
         const reply = replies.shift();
         if (reply !== undefined) {
           const text = reply.subarray(0, 256).toString('utf8');

@@ -101,6 +101,15 @@ describe('NorayClient', () => {
     expect((timedOut as RegisterRemoteError).outcome).toBe('timeout');
     expect(seen).toBeGreaterThanOrEqual(2);
 
+    // A datagram from anyone but the registrar (a peer on a shared game socket) is not its reply.
+    const shared = await udp();
+    const stranger = await udp();
+    const sharing = await client(app);
+    await sharing.register();
+    const registering = sharing.registerRemote({ socket: shared, intervalMs: 100 });
+    stranger.send('$-w-', shared.address().port, '127.0.0.1');
+    await expect(registering).resolves.toEqual({ localPort: shared.address().port });
+
     // A pid the server no longer knows (its connection closed) is refused with the reason.
     const gone = await client(app);
     await gone.register();
