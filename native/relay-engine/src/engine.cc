@@ -89,7 +89,6 @@ struct Slot {
   bool polling;
   bool allocated;
   double lastActive;
-  double packets;
   double bytes;
 };
 
@@ -363,7 +362,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Slot* out = slots_[back.inbound];
     inbound->lastActive = now;
     out->lastActive = now;
-    inbound->packets += 1;
     inbound->bytes += bytes;
     packets_ += 1;
     bytes_ += bytes;
@@ -608,7 +606,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (slot == nullptr || !info[1].IsBoolean() || !Number(info, 2, &now)) return Fail(info.Env(), "setRelay(slot, allocated, now)");
     slot->allocated = info[1].As<Napi::Boolean>().Value();
     slot->lastActive = now;
-    slot->packets = 0;
     slot->bytes = 0;
     return info.Env().Undefined();
   }
@@ -740,14 +737,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return out;
   }
 
-  // relayCounters() -> Float64Array [lastActive, packets, bytes] per slot (NaN for closed slots)
+  // relayCounters() -> Float64Array [lastActive, bytes] per slot (NaN for closed slots)
   Napi::Value RelayCounters(const Napi::CallbackInfo& info) {
-    auto out = Napi::Float64Array::New(info.Env(), slots_.size() * 3);
+    auto out = Napi::Float64Array::New(info.Env(), slots_.size() * 2);
     for (size_t i = 0; i < slots_.size(); i++) {
       const Slot* slot = slots_[i];
-      out[i * 3] = slot ? slot->lastActive : NAN;
-      out[i * 3 + 1] = slot ? slot->packets : NAN;
-      out[i * 3 + 2] = slot ? slot->bytes : NAN;
+      out[i * 2] = slot ? slot->lastActive : NAN;
+      out[i * 2 + 1] = slot ? slot->bytes : NAN;
     }
     return out;
   }

@@ -1,6 +1,9 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+/** Numbers per slot in relayCounters(): lastActive, then bytes. */
+export const RELAY_COUNTERS_STRIDE = 2;
+
 /** The native relay's binding (native/relay-engine/src/engine.cc); ids and slots are dense integers. */
 export interface NativeRelayBinding {
   bind(address: string, port: number): { slot: number; port: number } | { code: string; error: string };
@@ -18,7 +21,7 @@ export interface NativeRelayBinding {
   forwardVia(laneId: number, data: Buffer, now: number): void;
   /** [packets, bytes, ...drops in DROP_REASONS order] */
   counters(): Float64Array;
-  /** [lastActive, packets, bytes] per slot; NaN for a slot given back. */
+  /** [lastActive, bytes] per slot (RELAY_COUNTERS_STRIDE numbers each); NaN for a slot given back. */
   relayCounters(): Float64Array;
   close(done: () => void): void;
 }

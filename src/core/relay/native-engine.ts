@@ -5,7 +5,7 @@ import type { Endpoint } from '../endpoint.js';
 import { countOpenFiles, descriptorReserve, isDescriptorExhaustion } from '../open-files.js';
 import type { IntroduceResult, RelayCharge, RelayEngine, RelayEngineStats, RelayUsage, UdpRelayEngineOptions } from './engine.js';
 import { laneForNewSource, type MappingRules } from './mapping.js';
-import type { NativeRelayBinding, NativeRelayConstructor } from './native-addon.js';
+import { RELAY_COUNTERS_STRIDE, type NativeRelayBinding, type NativeRelayConstructor } from './native-addon.js';
 import type { BindFailure } from './port-pool.js';
 import { bytesPerSlice, DROP, DROP_REASONS, EndpointMap, NEVER_HEARD, type DropReason } from './relay.js';
 
@@ -244,7 +244,7 @@ export class NativeRelayEngine implements RelayEngine {
     const counters = this.native.relayCounters();
     let count = 0;
     for (const relay of [...this.allocated]) {
-      const lastActive = counters[relay.slot.index * 3] ?? now;
+      const lastActive = counters[relay.slot.index * RELAY_COUNTERS_STRIDE] ?? now;
       if (now - lastActive >= this.options.idleTimeoutMs) {
         this.free_(relay);
         count++;
@@ -287,7 +287,7 @@ export class NativeRelayEngine implements RelayEngine {
       const player = this.players.get(key.port, key.address);
       if (!player) return undefined;
       let bytes = 0;
-      for (const relay of player.relays) bytes += counters[relay.slot.index * 3 + 2] || 0;
+      for (const relay of player.relays) bytes += counters[relay.slot.index * RELAY_COUNTERS_STRIDE + 1] || 0;
       return { relays: player.relays.length, bytes };
     });
   }
