@@ -71,7 +71,6 @@ interface Source {
   readonly waiting: Set<ThrottledConnection>;
   resuming: boolean;
   timer: Timer | null;
-  seenAt: number;
 }
 
 /**
@@ -88,6 +87,8 @@ interface Source {
  */
 export class SourceThrottle {
   private readonly sources = new Map<string, Source>();
+  /** The source last touched: already at the recent end of `sources`. */
+  private newest: string | null = null;
   private readonly maxSources: number;
 
   constructor(private readonly options: SourceThrottleOptions) {
@@ -100,8 +101,8 @@ export class SourceThrottle {
    * is called when the source may send again (it then admits the message again).
    */
   admit(source: string, conn: ThrottledConnection, bytes: number, messages = 1): boolean {
-    const state = this.touch(source);
     const now = this.options.clock.now();
+    const state = this.touch(source, now);
     if (state.timer !== null || this.debtMs(state, now) > 0) {
       this.wait(source, state, conn, now);
       return false;
@@ -171,8 +172,8 @@ export class SourceThrottle {
     if (state.waiting.size > 0 && state.timer === null) this.arm(source, state, this.options.clock.now());
   }
 
-  private touch(source: string): Source {
-    const now = this.options.clock.now();
+  /** Its state, moved to the most recently seen end (a source sending on is not moved again). */
+  private touch(source: string, now: number): Source {
     this.forgetIdle(now);
     let state = this.sources.get(source);
     if (state === undefined) {
@@ -183,14 +184,14 @@ export class SourceThrottle {
         waiting: new Set(),
         resuming: false,
         timer: null,
-        seenAt: now,
       };
       if (this.sources.size >= this.maxSources) this.dropOldest();
-    } else {
+      this.sources.set(source, state);
+    } else if (this.newest !== source) {
       this.sources.delete(source);
-      state.seenAt = now;
+      this.sources.set(source, state);
     }
-    this.sources.set(source, state);
+    this.newest = source;
     return state;
   }
 

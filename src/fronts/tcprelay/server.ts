@@ -70,8 +70,8 @@ interface Conn extends RelayPeer {
   readonly ip: string;
   /** When it was accepted (the dashboard's age column). */
   readonly openedAt: number;
-  /** The key its source's limits count under (sourceKey of the IP). */
-  readonly key: string;
+  /** The key its source's limits count under (sourceKey of the IP): the router's per-source limits too. */
+  readonly source: string;
   readonly decoder: FrameDecoder;
   /** Frames this connection may still send. */
   readonly bucket: TokenBucket;
@@ -247,7 +247,6 @@ export class TcpRelayServer implements Front {
       unadmitted: -1,
       state: { kind: 'login', deadline },
       source: sourceKey(ip),
-      key: sourceKey(ip),
       waiting: new Set<Conn>(),
       pausedBy: 0,
       cut: false,
@@ -261,7 +260,7 @@ export class TcpRelayServer implements Front {
       this.drop(conn, 'closed');
       this.resumeSenders(conn);
       this.conns.delete(conn);
-      this.throttle.forget(conn.key, conn.waiter);
+      this.throttle.forget(conn.source, conn.waiter);
       conn.held = null;
       this.gate.release(ip);
     });
@@ -319,7 +318,7 @@ export class TcpRelayServer implements Front {
         this.limit('byte_rate', conn.ip);
         return this.closeWithError(conn, 'byte_rate', 'Too many bytes: slow down');
       }
-      if (!this.throttle.admit(conn.key, conn.waiter, length)) {
+      if (!this.throttle.admit(conn.source, conn.waiter, length)) {
         this.decode(conn, chunk.subarray(0, i));
         if (gone(conn)) return;
         conn.unadmitted = length;
@@ -337,7 +336,7 @@ export class TcpRelayServer implements Front {
   private unthrottle(conn: Conn): void {
     if (!conn.throttled || gone(conn)) return;
     if (conn.unadmitted >= 0) {
-      if (!this.throttle.admit(conn.key, conn.waiter, conn.unadmitted)) return;
+      if (!this.throttle.admit(conn.source, conn.waiter, conn.unadmitted)) return;
       conn.unadmitted = -1;
     }
     const held = conn.held;
