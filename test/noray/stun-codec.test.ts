@@ -130,6 +130,24 @@ describe('STUN codec', () => {
     );
   });
 
+  it('Binding requests with any comprehension-optional attributes are answered; one comprehension-required attribute is refused', () => {
+    const optional = fc.tuple(fc.integer({ min: 0x8000, max: 0xffff }), fc.uint8Array({ maxLength: 40 })).map(([type, value]) => attribute(type, Buffer.from(value)));
+    const required = fc
+      .tuple(fc.integer({ min: 0x0000, max: 0x7fff }).filter((type) => type !== 0x0003), fc.uint8Array({ maxLength: 40 }))
+      .map(([type, value]) => attribute(type, Buffer.from(value)));
+    fc.assert(
+      fc.property(fc.array(optional, { maxLength: 8 }), required, fc.nat(8), fc.uint8Array({ minLength: 12, maxLength: 12 }), (attributes, extra, at, id) => {
+        const request = message(0x0001, Buffer.concat(attributes), id);
+        fc.pre(request.length <= MAX_REQUEST_BYTES - 48);
+        expect(classifyStun(request)).toEqual({ kind: 'binding_request', transactionId: Buffer.from(id) });
+        const withRequired = [...attributes];
+        withRequired.splice(Math.min(at, withRequired.length), 0, extra);
+        expect(classifyStun(message(0x0001, Buffer.concat(withRequired), id))).toEqual({ kind: 'refused', reason: 'unsupported' });
+      }),
+      { numRuns: runs(1000) },
+    );
+  });
+
   it('a PrivateID of the default charset is never STUN', () => {
     fc.assert(
       fc.property(fc.string({ unit: fc.constantFrom(...URL_ALPHABET), minLength: 16, maxLength: 1024 }), (pid) => {
