@@ -1,7 +1,6 @@
 // ms per client message of about 1 MB through stampClientId, the previous per-character scan and
 // the parsing reference: `npx tsx test/wsrelay/stamp-bench.ts`.
-import { stampClientId, stampClientIdByParsing } from '../../src/fronts/wsrelay/codec.js';
-import { stampClientIdByScan } from './stamp-oracle.js';
+import { stampClientId, stampClientIdByParsing, stampClientIdPerCharacter } from '../../src/fronts/wsrelay/codec.js';
 
 function gameMessage(bytes: number): string {
   const players: unknown[] = [];
@@ -43,7 +42,7 @@ function msPer(stamp: (text: string, id: string) => unknown, text: string): numb
 
 for (const [name, text] of Object.entries(shapes)) {
   const fast = msPer(stampClientId, text);
-  const scan = msPer(stampClientIdByScan, text);
+  const scan = msPer(stampClientIdPerCharacter, text);
   const slow = msPer(stampClientIdByParsing, text);
   console.log(`${name} (${(text.length / 1024).toFixed(0)} KiB): now ${fast.toFixed(2)} ms, previous scan ${scan.toFixed(2)} ms (${(scan / fast).toFixed(1)}x), parse+stringify ${slow.toFixed(2)} ms`);
 }

@@ -83,7 +83,15 @@ const INVALID: Stamped = { kind: 'invalid' };
  * `MAX_SCAN_DEPTH` take the parsing path.
  */
 export function stampClientId(text: string, clientId: string): Stamped {
-  return scanAndStamp(text, clientId) ?? stampClientIdByParsing(text, clientId);
+  return scanAndStamp(text, clientId, true) ?? stampClientIdByParsing(text, clientId);
+}
+
+/**
+ * The same scan without its native match of array runs: every character by the loop. The
+ * reference the fast path is tested and benchmarked against (test/wsrelay).
+ */
+export function stampClientIdPerCharacter(text: string, clientId: string): Stamped {
+  return scanAndStamp(text, clientId, false) ?? stampClientIdByParsing(text, clientId);
 }
 
 /** The reference implementation (and the fallback for the shapes the scan leaves to it). */
@@ -222,7 +230,7 @@ function isIndexKey(key: string): boolean {
  * whitespace and replacing strings that JSON.stringify would write differently; at the top level it
  * replaces the first `client_id` value, drops later `client_id` members and otherwise appends one.
  */
-function scanAndStamp(text: string, clientId: string): Stamped | null {
+function scanAndStamp(text: string, clientId: string, arrayRuns: boolean): Stamped | null {
   const n = text.length;
   let i = 0;
   const out: string[] = [];
@@ -313,7 +321,7 @@ function scanAndStamp(text: string, clientId: string): Stamped | null {
     // A value at i.
     const c = text.charCodeAt(i);
     let closed = false;
-    if (kinds[kinds.length - 1] === ARRAY && c !== 0x7b && c !== 0x5b && (SCALAR_RUN.lastIndex = i, SCALAR_RUN.test(text))) {
+    if (arrayRuns && kinds[kinds.length - 1] === ARRAY && c !== 0x7b && c !== 0x5b && (SCALAR_RUN.lastIndex = i, SCALAR_RUN.test(text))) {
       // Array elements that need no rewriting (numbers, literals, plain strings, commas between
       // them): one native match over the run, copied as it is.
       i = SCALAR_RUN.lastIndex;
