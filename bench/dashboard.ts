@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { cleanEnv, QUIET_PORTS } from '../test/helpers/spawned.js';
 import { BENCH_DIR, ROOT_DIR, cpuPercent, guardRun, sampleProc } from './lib/child.js';
 
 const quick = process.argv.includes('--quick');
@@ -24,14 +25,6 @@ let server: ChildProcess | null = null;
 const sockets: Socket[] = [];
 guardRun('bench:dashboard', 120_000, () => server?.kill('SIGKILL'));
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('NORAY_') && !(/^npm_/i.test(key) && !/^npm_config_/i.test(key))) env[key] = value;
-  }
-  return env;
-}
-
 interface Ports {
   readonly ops: number;
   readonly control: number;
@@ -40,26 +33,15 @@ interface Ports {
 
 async function startServer(): Promise<Ports> {
   const child = spawn(process.execPath, [BIN], {
-    env: {
-      ...cleanEnv(),
+    env: cleanEnv({
+      ...QUIET_PORTS,
       NORAY_LOGLEVEL: 'info',
-      NORAY_SOCKET_HOST: '127.0.0.1',
-      NORAY_HTTP_HOST: '127.0.0.1',
-      NORAY_UDP_HOST: '127.0.0.1',
-      NORAY_TCPRELAY_HOST: '127.0.0.1',
-      NORAY_SOCKET_PORT: '0',
-      NORAY_HTTP_PORT: '0',
-      NORAY_UDP_REGISTRAR_PORT: '0',
-      NORAY_UDP_RELAY_PORTS: 'off',
-      NORAY_LOBBY_HTTP_PORT: 'off',
-      NORAY_LOBBY_UDP_PORT: 'off',
-      NORAY_WSRELAY_PORT: 'off',
       NORAY_TCPRELAY_PORT: '0',
       NORAY_OPS_TOKEN: 'bench-dashboard-token-0123456789',
       NORAY_MAX_CONNECTIONS: '100000',
       NORAY_MAX_CONNECTIONS_PER_IP: '100000',
       NORAY_MAX_SESSIONS: '100000',
-    },
+    }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   server = child;
