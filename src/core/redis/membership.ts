@@ -19,6 +19,7 @@
 //
 // Tests simulate a crash (SIGKILL) with abandon(): the timers stop and nothing is cleaned up.
 import type { Logger } from 'pino';
+import { ThrottledLog } from '../throttled-log.js';
 import type { Clock, Timer } from '../clock.js';
 import { NODE_ID_PATTERN } from './delivery.js';
 import { asNumber, asString, asStrings, LuaScript, type RedisClient } from './script.js';
@@ -47,7 +48,6 @@ export type NodeDeadListener = (nodeId: string) => Promise<void> | void;
 export type RejoinedListener = () => Promise<void> | void;
 
 const PURGE_LOCK_MS = 30_000;
-const ERROR_LOG_INTERVAL_MS = 60_000;
 
 // KEYS[1] node key, KEYS[2] nodes set; ARGV[1] info JSON, ARGV[2] ttl ms, ARGV[3] node id.
 // 1: refreshed. 0: the key was gone (others may have presumed this node dead): re-created.
@@ -100,31 +100,26 @@ function parseInfo(json: string): NodeInfo {
   }
 }
 
-/** Failures of one kind, logged at most once a minute with how many there were. */
+/** Failures of one kind, logged at most once a minute with how many there were, and when they end. */
 class ThrottledErrors {
-  private count = 0;
-  private lastLogged = Number.NEGATIVE_INFINITY;
+  private readonly log: ThrottledLog;
 
   constructor(
     private readonly what: string,
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.log = new ThrottledLog(() => clock.now());
+  }
 
   failed(error: Error): void {
-    this.count++;
-    const now = this.clock.now();
-    if (now - this.lastLogged < ERROR_LOG_INTERVAL_MS) return;
-    this.lastLogged = now;
-    this.logger.error({ err: error, failures: this.count }, `cluster membership: ${this.what} failed (${this.count} time(s) since the last report); retrying`);
-    this.count = 0;
+    this.log.report((skipped) =>
+      this.logger.error({ err: error, failures: skipped + 1 }, `cluster membership: ${this.what} failed (${skipped + 1} time(s) since the last report); retrying`),
+    );
   }
 
   succeeded(): void {
-    if (this.lastLogged === Number.NEGATIVE_INFINITY) return;
-    this.logger.info({ unreportedFailures: this.count }, `cluster membership: ${this.what} works again`);
-    this.lastLogged = Number.NEGATIVE_INFINITY;
-    this.count = 0;
+    this.log.recovered((skipped) => this.logger.info({ unreportedFailures: skipped }, `cluster membership: ${this.what} works again`));
   }
 }
 
