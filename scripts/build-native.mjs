@@ -42,11 +42,12 @@ function buildRelease() {
     encoding: 'utf8',
     timeout: 300_000,
   });
-  if (result.status === 0) {
+  // node-gyp succeeds without building on a platform binding.gyp has no target for.
+  if (result.status === 0 && existsSync(join(addonDir, 'build', 'Release', 'relay_engine.node'))) {
     process.stdout.write('noray: built the native relay engine (native/relay-engine/build/Release/relay_engine.node)\n');
     return;
   }
-  const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}\n${result.error?.message ?? ''}`;
+  const output = result.status === 0 ? 'no addon for this platform' : `${result.stdout ?? ''}\n${result.stderr ?? ''}\n${result.error?.message ?? ''}`;
   process.stderr.write(
     `noray: the native relay engine could not be built; the server will relay with the js engine ` +
       `(NORAY_UDP_RELAY_ENGINE=auto). It needs g++, make and python3. node-gyp said:\n${tail(output)}\n`,
