@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -6,7 +5,7 @@ import { ConfigError, describePorts, redactConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configProblems } from './config/validate.js';
 import { systemClock, type Clock } from './core/clock.js';
-import { LocalState, type SharedState } from './core/shared-state.js';
+import { LocalState, randomNodeId, type SharedState } from './core/shared-state.js';
 import { RedisState } from './core/redis/state.js';
 import type { Front, FrontDeps } from './fronts/front.js';
 import { createNorayFront } from './fronts/noray/index.js';
@@ -184,7 +183,7 @@ export function tlsConfigured(config: Config): boolean {
 /** One process's memory, or a cluster's Redis when NORAY_REDIS_URL is set. */
 function sharedState(config: Config, clock: Clock, logger: Logger): SharedState {
   if (config.redisUrl === null) return new LocalState();
-  const nodeId = config.nodeId ?? `node-${randomBytes(4).toString('hex')}`;
+  const nodeId = config.nodeId ?? randomNodeId();
   const address = nodeAddress(config);
   return new RedisState({
     url: config.redisUrl,

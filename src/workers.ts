@@ -4,12 +4,11 @@
 // registrar and lobby ports are shared by node:cluster; relay ports are not: each worker binds
 // its own slice of NORAY_UDP_RELAY_PORTS (exclusively, see core/relay/port-pool.ts).
 import cluster, { type Worker } from 'node:cluster';
-import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { configProblems } from './config/validate.js';
-import { NODE_ID_PATTERN } from './core/shared-state.js';
+import { NODE_ID_PATTERN, randomNodeId } from './core/shared-state.js';
 
 /** Which worker this process is: handed from the primary to each fork in its environment. */
 export interface WorkerSeat {
@@ -153,7 +152,7 @@ export interface PrimaryOptions {
 export function runPrimary(options: PrimaryOptions): Promise<number> {
   const { config, logger } = options;
   const count = config.workers;
-  const baseId = config.nodeId ?? `node-${randomBytes(4).toString('hex')}`;
+  const baseId = config.nodeId ?? randomNodeId();
   cluster.setupPrimary({ silent: true });
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({
     index,

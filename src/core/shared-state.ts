@@ -1,7 +1,7 @@
 // Where the fronts keep the state other processes may need: this process's memory (one node),
 // or a store every node of a cluster shares (Redis). Fronts ask this for their stores and
 // deliveries by a space name (their own), so two fronts never share keys.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { MemoryAddressBook, type AddressBook } from './address-book.js';
 import { LocalDelivery, type AttachableDelivery, type MessageCodec } from './delivery.js';
 import { MemorySessionStore, type SessionRecord, type SessionStore } from './directory.js';
@@ -11,6 +11,11 @@ import { MemoryRoomStore, type RoomStore } from './room-store.js';
 
 /** A node id: letters, digits, '_' and '-', so that it can prefix connection ids and keys. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** NORAY_NODE_ID when unset: random per start. */
+export function randomNodeId(): string {
+  return `node-${randomBytes(4).toString('hex')}`;
+}
 
 /** The node part of a connection id (`<nodeId>/<uuid>`), or undefined when it has none. */
 export function nodeOf(connection: string): string | undefined {
