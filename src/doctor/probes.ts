@@ -4,7 +4,7 @@
 // trip, which samples as many relay ports.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { Endpoint } from '../core/endpoint.js';
+import { normalizeAddress, type Endpoint } from '../core/endpoint.js';
 import { ControlConnection, type ConnectFailure } from './control.js';
 import type { DoctorFindings, DoctorTarget } from './report.js';
 import { ProbeSocket, RESEND_MS } from './udp.js';
@@ -140,9 +140,10 @@ export async function diagnose(options: DoctorOptions): Promise<DoctorFindings> 
       registrar: { reply: first.registrarReply, ms: first.registrarMs },
     };
     // The same socket the registrar saw, asked from both ports: what a peer would see of it.
-    const registrarMapped = await host.udp.mappedBy(address, options.registrarPort, Math.min(options.timeoutMs, 2000));
-    const altMapped = options.stunPort === null || registrarMapped === null ? null : await host.udp.mappedBy(address, options.stunPort, Math.min(options.timeoutMs, 2000));
-    const local = { address: host.control.localAddress.replace(/^::ffff:/, ''), port: host.udp.localPort };
+    const stunTimeoutMs = Math.min(options.timeoutMs, 2000);
+    const registrarMapped = await host.udp.mappedBy(address, options.registrarPort, stunTimeoutMs);
+    const altMapped = options.stunPort === null || registrarMapped === null ? null : await host.udp.mappedBy(address, options.stunPort, stunTimeoutMs);
+    const local = { address: normalizeAddress(host.control.localAddress), port: host.udp.localPort };
     const mapping = { local, registrar: registrarMapped, alt: altMapped };
     if (!('player' in first)) return { ...findings, mapping };
     const clients: Player[] = [];

@@ -82,14 +82,19 @@ const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
 const BUSY = busyResponse();
 
+/** One tag byte, then the message: one allocation per cross-node delivery. */
+function tagged(tag: number, message: string | Buffer): Buffer {
+  const length = typeof message === 'string' ? Buffer.byteLength(message, 'utf8') : message.length;
+  const out = Buffer.allocUnsafe(1 + length);
+  out[0] = tag;
+  if (typeof message === 'string') out.write(message, 1, 'utf8');
+  else message.copy(out, 1);
+  return out;
+}
+
 /** A delivery on another node: one tag byte (text, binary, released), then the message. */
 const DELIVERED_CODEC: MessageCodec<Delivered> = {
-  encode: (message) =>
-    message === RELEASED
-      ? Buffer.of(2)
-      : typeof message === 'string'
-        ? Buffer.concat([Buffer.of(0), Buffer.from(message, 'utf8')])
-        : Buffer.concat([Buffer.of(1), message]),
+  encode: (message) => (message === RELEASED ? Buffer.of(2) : tagged(typeof message === 'string' ? 0 : 1, message)),
   decode: (bytes) => (bytes[0] === 2 ? RELEASED : bytes[0] === 0 ? bytes.subarray(1).toString('utf8') : bytes.subarray(1)),
 };
 
