@@ -193,4 +193,17 @@ describe('NorayClient', () => {
       server.close();
     }
   });
+
+  it('handshake gives up with false after its timeout, and takes only status datagrams for the peer', async () => {
+    const me = await udp();
+    const peer = await udp();
+    // The peer answers with game traffic, never a status ('$' and at most 16 bytes): that is no handshake.
+    peer.on('message', (_message, from) => {
+      peer.send('rwx game data', from.port, from.address);
+      peer.send(`$rwx${'.'.repeat(13)}`, from.port, from.address);
+    });
+    const started = Date.now();
+    expect(await handshake(me, '127.0.0.1', peer.address().port, { timeoutMs: 300, intervalMs: 50 })).toBe(false);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+  });
 });
