@@ -14,7 +14,9 @@ import {
   NEVER_HEARD,
   Player,
   Relay,
+  RelayCharges,
   type DropReason,
+  type RelayCharge,
   type RelayLimits,
 } from './relay.js';
 
@@ -39,15 +41,7 @@ export interface UdpRelayEngineOptions {
   readonly maxPerSession: number;
 }
 
-/**
- * Who a relay port is charged to: the requester whose `connect-relay` made it (its source key and
- * session), also for the port made on the host's side, so one source cannot use up another's share.
- * The charge stays until the port is freed, also after the session ended.
- */
-export interface RelayCharge {
-  readonly source: string;
-  readonly session: string;
-}
+export type { RelayCharge } from './relay.js';
 
 export type IntroduceResult =
   | { readonly ok: true; readonly portA: number; readonly portB: number }
@@ -106,9 +100,7 @@ export class UdpRelayEngine implements RelayEngine {
   private readonly learnedSources = new EndpointMap<{ readonly player: Player; lanes: number }>();
   private readonly allocated = new Set<Relay>();
   /** Relay ports charged, by source key and by session. */
-  private readonly bySource = new Map<string, number>();
-  private readonly bySession = new Map<string, number>();
-  private readonly charges = new Map<Relay, RelayCharge>();
+  private readonly charges: RelayCharges<Relay>;
   private readonly limits: RelayLimits;
   private readonly rules: MappingRules;
   private readonly global: GlobalTraffic;
@@ -123,6 +115,7 @@ export class UdpRelayEngine implements RelayEngine {
   private readonly drops = new Float64Array(DROP_REASONS.length);
 
   constructor(private readonly options: UdpRelayEngineOptions) {
+    this.charges = new RelayCharges(options.maxPerSource, options.maxPerSession);
     this.clock = options.clock;
     this.limits = {
       bytesPerSlice: bytesPerSlice(options.maxIndividualBytesPerSecond, options.trafficIntervalMs),
@@ -250,10 +243,8 @@ export class UdpRelayEngine implements RelayEngine {
     const reuseB = this.shareableRelay(playerB, playerA);
     const reuseA = this.shareableRelay(playerA, playerB);
     const needed = (reuseA ? 0 : 1) + (reuseB ? 0 : 1);
-    if (charge && needed > 0) {
-      if ((this.bySource.get(charge.source) ?? 0) + needed > this.options.maxPerSource) return { ok: false, reason: 'source_limit' };
-      if ((this.bySession.get(charge.session) ?? 0) + needed > this.options.maxPerSession) return { ok: false, reason: 'session_limit' };
-    }
+    const refusal = charge && needed > 0 ? this.charges.refusal(charge, needed) : null;
+    if (refusal !== null) return { ok: false, reason: refusal };
     if (this.pool.freeCount < needed) return { ok: false, reason: 'no_free_port' };
     const relayA = reuseA ?? this.allocate(playerA, now, charge);
     const relayB = reuseB ?? this.allocate(playerB, now, charge);
@@ -354,18 +345,14 @@ export class UdpRelayEngine implements RelayEngine {
 
   /** Relay ports charged to a source key now (for tests and /health). */
   chargedTo(source: string): number {
-    return this.bySource.get(source) ?? 0;
+    return this.charges.chargedTo(source);
   }
 
   private allocate(owner: Player, now: number, charge: RelayCharge | undefined): Relay {
     const slot = this.pool.acquire();
     if (!slot) throw new Error('relay port pool empty after a free-count check');
     const relay = new Relay(owner, slot, now);
-    if (charge) {
-      this.charges.set(relay, charge);
-      this.bySource.set(charge.source, (this.bySource.get(charge.source) ?? 0) + 1);
-      this.bySession.set(charge.session, (this.bySession.get(charge.session) ?? 0) + 1);
-    }
+    if (charge) this.charges.add(relay, charge);
     slot.relay = relay;
     if (owner.relays.length === 0) this.players.set(owner.endpoint, owner);
     owner.relays.push(relay);
@@ -399,12 +386,7 @@ export class UdpRelayEngine implements RelayEngine {
     const index = owner.relays.indexOf(relay);
     if (index >= 0) owner.relays.splice(index, 1);
     if (owner.relays.length === 0) this.players.delete(owner.endpoint, owner);
-    const charge = this.charges.get(relay);
-    if (charge) {
-      this.charges.delete(relay);
-      uncount(this.bySource, charge.source);
-      uncount(this.bySession, charge.session);
-    }
+    this.charges.release(relay);
     this.pool.release(relay.slot);
   }
 
@@ -415,10 +397,4 @@ export class UdpRelayEngine implements RelayEngine {
     }
     return { address: endpoint.address, port: endpoint.port };
   }
-}
-
-function uncount(counts: Map<string, number>, key: string): void {
-  const left = (counts.get(key) ?? 0) - 1;
-  if (left > 0) counts.set(key, left);
-  else counts.delete(key);
 }

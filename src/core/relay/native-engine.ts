@@ -7,7 +7,7 @@ import type { IntroduceResult, RelayCharge, RelayEngine, RelayEngineStats, Relay
 import { laneForNewSource, type MappingRules } from './mapping.js';
 import { RELAY_COUNTERS_STRIDE, type NativeRelayBinding, type NativeRelayConstructor } from './native-addon.js';
 import type { BindFailure } from './port-pool.js';
-import { bytesPerSlice, DROP, DROP_REASONS, EndpointMap, NEVER_HEARD, type DropReason } from './relay.js';
+import { bytesPerSlice, DROP, DROP_REASONS, EndpointMap, NEVER_HEARD, RelayCharges, type DropReason } from './relay.js';
 
 /**
  * The relay with its data path in native code (native/relay-engine): the sockets, the forwarding
@@ -26,9 +26,7 @@ export class NativeRelayEngine implements RelayEngine {
   private readonly players = new EndpointMap<NativePlayer>();
   private readonly learnedSources = new EndpointMap<{ readonly player: NativePlayer; lanes: number }>();
   private readonly allocated = new Set<NativeRelay>();
-  private readonly bySource = new Map<string, number>();
-  private readonly bySession = new Map<string, number>();
-  private readonly charges = new Map<NativeRelay, RelayCharge>();
+  private readonly charges: RelayCharges<NativeRelay>;
   private readonly rules: MappingRules;
   private readonly clock: Clock;
   private readonly family: 'udp4' | 'udp6';
@@ -52,6 +50,7 @@ export class NativeRelayEngine implements RelayEngine {
     NativeRelay: NativeRelayConstructor,
     private readonly options: UdpRelayEngineOptions,
   ) {
+    this.charges = new RelayCharges(options.maxPerSource, options.maxPerSession);
     this.clock = options.clock;
     this.rules = { relearnAfterMs: options.relearnAfterMs };
     this.family = options.host.includes(':') ? 'udp6' : 'udp4';
@@ -187,10 +186,8 @@ export class NativeRelayEngine implements RelayEngine {
     const reuseB = this.shareableRelay(playerB, playerA);
     const reuseA = this.shareableRelay(playerA, playerB);
     const needed = (reuseA ? 0 : 1) + (reuseB ? 0 : 1);
-    if (charge && needed > 0) {
-      if ((this.bySource.get(charge.source) ?? 0) + needed > this.options.maxPerSource) return { ok: false, reason: 'source_limit' };
-      if ((this.bySession.get(charge.session) ?? 0) + needed > this.options.maxPerSession) return { ok: false, reason: 'session_limit' };
-    }
+    const refusal = charge && needed > 0 ? this.charges.refusal(charge, needed) : null;
+    if (refusal !== null) return { ok: false, reason: refusal };
     if (this.free.length < needed) return { ok: false, reason: 'no_free_port' };
     const relayA = reuseA ?? this.allocate(playerA, now, charge);
     const relayB = reuseB ?? this.allocate(playerB, now, charge);
@@ -276,7 +273,7 @@ export class NativeRelayEngine implements RelayEngine {
   }
 
   chargedTo(source: string): number {
-    return this.bySource.get(source) ?? 0;
+    return this.charges.chargedTo(source);
   }
 
   usage(endpoints: readonly Endpoint[]): Array<RelayUsage | undefined> {
@@ -296,11 +293,7 @@ export class NativeRelayEngine implements RelayEngine {
     const slot = this.free.pop();
     if (!slot) throw new Error('relay port pool empty after a free-count check');
     const relay = new NativeRelay(owner, slot);
-    if (charge) {
-      this.charges.set(relay, charge);
-      this.bySource.set(charge.source, (this.bySource.get(charge.source) ?? 0) + 1);
-      this.bySession.set(charge.session, (this.bySession.get(charge.session) ?? 0) + 1);
-    }
+    if (charge) this.charges.add(relay, charge);
     slot.relay = relay;
     this.native.setRelay(slot.index, true, now);
     if (owner.relays.length === 0) {
@@ -346,12 +339,7 @@ export class NativeRelayEngine implements RelayEngine {
       this.native.deletePlayer(owner.id);
       this.playerIds.give(owner.id);
     }
-    const charge = this.charges.get(relay);
-    if (charge) {
-      this.charges.delete(relay);
-      uncount(this.bySource, charge.source);
-      uncount(this.bySession, charge.session);
-    }
+    this.charges.release(relay);
     relay.slot.relay = null;
     this.native.setRelay(relay.slot.index, false, this.clock.now());
     this.free.push(relay.slot);
@@ -435,10 +423,4 @@ class IdPool {
   give(id: number): void {
     this.spare.push(id);
   }
-}
-
-function uncount(counts: Map<string, number>, key: string): void {
-  const left = (counts.get(key) ?? 0) - 1;
-  if (left > 0) counts.set(key, left);
-  else counts.delete(key);
 }

@@ -175,3 +175,60 @@ export class GlobalTraffic {
     return true;
   }
 }
+
+/**
+ * Who a relay port is charged to: the requester whose `connect-relay` made it (its source key and
+ * session), also for the port made on the host's side, so one source cannot use up another's share.
+ * The charge stays until the port is freed, also after the session ended.
+ */
+export interface RelayCharge {
+  readonly source: string;
+  readonly session: string;
+}
+
+/**
+ * Relay ports charged to sources and sessions, for the caps of both engines: a charge stays on its
+ * port until the port is freed, also after the session ended.
+ */
+export class RelayCharges<R extends object> {
+  private readonly bySource = new Map<string, number>();
+  private readonly bySession = new Map<string, number>();
+  private readonly charges = new Map<R, RelayCharge>();
+
+  constructor(
+    private readonly maxPerSource: number,
+    private readonly maxPerSession: number,
+  ) {}
+
+  /** Why `needed` more ports cannot be charged, or null when they can. */
+  refusal(charge: RelayCharge, needed: number): 'source_limit' | 'session_limit' | null {
+    if ((this.bySource.get(charge.source) ?? 0) + needed > this.maxPerSource) return 'source_limit';
+    if ((this.bySession.get(charge.session) ?? 0) + needed > this.maxPerSession) return 'session_limit';
+    return null;
+  }
+
+  add(relay: R, charge: RelayCharge): void {
+    this.charges.set(relay, charge);
+    this.bySource.set(charge.source, (this.bySource.get(charge.source) ?? 0) + 1);
+    this.bySession.set(charge.session, (this.bySession.get(charge.session) ?? 0) + 1);
+  }
+
+  /** The port was freed: its charge, if any, is lifted. */
+  release(relay: R): void {
+    const charge = this.charges.get(relay);
+    if (!charge) return;
+    this.charges.delete(relay);
+    uncount(this.bySource, charge.source);
+    uncount(this.bySession, charge.session);
+  }
+
+  chargedTo(source: string): number {
+    return this.bySource.get(source) ?? 0;
+  }
+}
+
+function uncount(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 0) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
+}
