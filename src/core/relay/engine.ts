@@ -1,7 +1,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import type { Clock, Timer } from '../clock.js';
 import type { Endpoint } from '../endpoint.js';
-import { laneForNewSource, type MappingRules } from './mapping.js';
+import { laneForNewSource, shareableRelay, type MappingRules } from './mapping.js';
 import { PortPool, type BindFailure, type RelaySlot } from './port-pool.js';
 import {
   ADMIT,
@@ -240,8 +240,8 @@ export class UdpRelayEngine implements RelayEngine {
     const existing = playerA.lanes.get(playerB);
     if (existing) return { ok: true, portA: existing.reverse.inbound.port, portB: existing.inbound.port };
 
-    const reuseB = this.shareableRelay(playerB, playerA);
-    const reuseA = this.shareableRelay(playerA, playerB);
+    const reuseB = shareableRelay(playerB, playerA);
+    const reuseA = shareableRelay(playerA, playerB);
     const needed = (reuseA ? 0 : 1) + (reuseB ? 0 : 1);
     const refusal = charge && needed > 0 ? this.charges.refusal(charge, needed) : null;
     if (refusal !== null) return { ok: false, reason: refusal };
@@ -255,17 +255,6 @@ export class UdpRelayEngine implements RelayEngine {
     this.addLane(toB);
     this.addLane(toA);
     return { ok: true, portA: relayA.port, portB: relayB.port };
-  }
-
-  /**
-   * A relay of `owner` that `sender` can send to without being confused with another peer:
-   * one where no other sender has the same IP. Null means a relay of its own is needed.
-   */
-  private shareableRelay(owner: Player, sender: Player): Relay | null {
-    for (const relay of owner.relays) {
-      if (!relay.lanes.some((lane) => lane.sender.endpoint.address === sender.endpoint.address)) return relay;
-    }
-    return null;
   }
 
   /**

@@ -54,3 +54,17 @@ export function laneForNewSource<P extends { readonly endpoint: Endpoint }, L ex
   if (now - match.heardAt < rules.relearnAfterMs) return DROP.mapping_locked;
   return match;
 }
+
+/**
+ * A relay of `owner` that `sender` can send to without being confused with another peer: one
+ * where no other sender has the same IP. Null means a relay of its own is needed.
+ */
+export function shareableRelay<P extends { readonly endpoint: Endpoint }, R extends { readonly lanes: readonly MappingLane<P>[] }>(
+  owner: { readonly relays: readonly R[] },
+  sender: P,
+): R | null {
+  for (const relay of owner.relays) {
+    if (!relay.lanes.some((lane) => lane.sender.endpoint.address === sender.endpoint.address)) return relay;
+  }
+  return null;
+}

@@ -4,7 +4,7 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Endpoint } from '../endpoint.js';
 import { countOpenFiles, descriptorReserve, isDescriptorExhaustion } from '../open-files.js';
 import type { IntroduceResult, RelayCharge, RelayEngine, RelayEngineStats, RelayUsage, UdpRelayEngineOptions } from './engine.js';
-import { laneForNewSource, type MappingRules } from './mapping.js';
+import { laneForNewSource, shareableRelay, type MappingRules } from './mapping.js';
 import { RELAY_COUNTERS_STRIDE, type NativeRelayBinding, type NativeRelayConstructor } from './native-addon.js';
 import type { BindFailure } from './port-pool.js';
 import { bytesPerSlice, DROP, DROP_REASONS, EndpointMap, NEVER_HEARD, RelayCharges, type DropReason } from './relay.js';
@@ -183,8 +183,8 @@ export class NativeRelayEngine implements RelayEngine {
     const existing = playerA.lanes.get(playerB);
     if (existing) return { ok: true, portA: existing.reverse.inbound.port, portB: existing.inbound.port };
 
-    const reuseB = this.shareableRelay(playerB, playerA);
-    const reuseA = this.shareableRelay(playerA, playerB);
+    const reuseB = shareableRelay(playerB, playerA);
+    const reuseA = shareableRelay(playerA, playerB);
     const needed = (reuseA ? 0 : 1) + (reuseB ? 0 : 1);
     const refusal = charge && needed > 0 ? this.charges.refusal(charge, needed) : null;
     if (refusal !== null) return { ok: false, reason: refusal };
@@ -201,13 +201,6 @@ export class NativeRelayEngine implements RelayEngine {
     this.addLane(toB);
     this.addLane(toA);
     return { ok: true, portA: relayA.port, portB: relayB.port };
-  }
-
-  private shareableRelay(owner: NativePlayer, sender: NativePlayer): NativeRelay | null {
-    for (const relay of owner.relays) {
-      if (!relay.lanes.some((lane) => lane.sender.endpoint.address === sender.endpoint.address)) return relay;
-    }
-    return null;
   }
 
   move(from: Endpoint, to: Endpoint): boolean {
